@@ -1,0 +1,50 @@
+"""Ranks, text types and name mappings shared by every package (SPEC §2-§4)."""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Rank(IntEnum):
+    """The seven Linnaean ranks of BioCLIP; the value is the depth below the root."""
+
+    KINGDOM = 0
+    PHYLUM = 1
+    CLASS = 2
+    ORDER = 3
+    FAMILY = 4
+    GENUS = 5
+    SPECIES = 6
+
+    @property
+    def label(self) -> str:
+        """The lower-case name used in CSV headers, payloads and CLI choices."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: "str | int | Rank") -> "Rank":
+        """`Rank.parse('genus')`, `Rank.parse(5)`; the error names the accepted ranks."""
+        if isinstance(value, Rank):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        try:
+            return cls[str(value).strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown rank {value!r}; expected one of {', '.join(RANK_LABELS)}") from None
+
+
+RANK_LABELS: tuple[str, ...] = tuple(rank.label for rank in Rank)
+
+TEXT_TYPES: tuple[str, ...] = ("taxonomic", "scientific", "common", "sci_com", "taxon_com")
+MIXED = "mixed"
+DEFAULT_TEST_TEXT_TYPE = "taxon_com"
+
+# NCBI names its kingdoms differently from BioCLIP's TreeOfLife-10M.
+KINGDOM_ALIASES: dict[str, str] = {
+    "Metazoa": "Animalia",
+    "Viridiplantae": "Plantae",
+    "Archaeplastida": "Plantae",
+    "Chloroplastida": "Plantae",
+}
+
+KEY_SEPARATOR = "/"

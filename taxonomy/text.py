@@ -1,0 +1,53 @@
+"""BioCLIP's five text types and the zero-shot template set (SPEC §4)."""
+from __future__ import annotations
+
+from taxonomy.constants import MIXED, TEXT_TYPES, Rank
+from taxonomy.lineage import Lineage
+from taxonomy.templates import OPENAI_IMAGENET_TEMPLATES
+
+
+def validate_text_type(text_type: str, allow_mixed: bool = False) -> str:
+    allowed = TEXT_TYPES + ((MIXED,) if allow_mixed else ())
+    if text_type not in allowed:
+        raise ValueError(f"unknown text type {text_type!r}; expected one of {', '.join(allowed)}")
+    return text_type
+
+
+def _taxonomic(lineage: Lineage) -> str:
+    return " ".join(name for name in lineage.names if name)
+
+
+def class_name(lineage: Lineage, text_type: str) -> str:
+    """The class string of a taxon, without `a photo of` and the full stop.
+
+    A taxon above species rank has no binomial and is named by its truncated taxonomic string,
+    whatever the type; `common` falls back to scientific, then taxonomic.
+    """
+    validate_text_type(text_type)
+    taxonomic = _taxonomic(lineage)
+    scientific = lineage.binomial
+    common = lineage.common_name if lineage.deepest_rank == Rank.SPECIES else ""
+    if not scientific:
+        return taxonomic
+    if text_type == "taxonomic":
+        return taxonomic
+    if text_type == "scientific":
+        return scientific
+    if text_type == "common":
+        return common or scientific
+    if text_type == "sci_com":
+        return f"{scientific} with common name {common}" if common else scientific
+    return f"{taxonomic} with common name {common}" if common else taxonomic
+
+
+def caption(lineage: Lineage, text_type: str) -> str:
+    """The training caption: `a photo of <class string>.`"""
+    return f"a photo of {class_name(lineage, text_type)}."
+
+
+def template_texts(lineage: Lineage, text_type: str) -> list[str]:
+    """The class string in each of OpenAI's 80 templates, plus `a photo of {c}.` (SPEC §4)."""
+    name = class_name(lineage, text_type)
+    texts = [template.format(name) for template in OPENAI_IMAGENET_TEMPLATES]
+    plain = f"a photo of {name}."
+    return texts if plain in texts else texts + [plain]
