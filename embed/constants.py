@@ -1,0 +1,38 @@
+"""Every literal of the embed package: model ids, file names, batch sizes, env variables (SPEC §6-§7)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+# Model specs (SPEC §7). `hf-hub:` and `local-dir:` are open_clip's own schemas, passed through unchanged.
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+BIOCLIP_MODEL = "hf-hub:imageomics/bioclip"
+BIOCLIP_2_MODEL = "hf-hub:imageomics/bioclip-2"
+TOL_TINY_MODEL = "tol-tiny"
+DEFAULT_MODEL = BIOCLIP_MODEL
+PRETRAINED_SEPARATOR = ":"  # `ViT-B-16:openai` = open_clip built-in name + pretrained tag
+
+# A model folder in open_clip's hub layout: what `training` writes and `load_model(folder)` reads.
+OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
+OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# Defaults of the build.
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_TEXT_BATCH_SIZE = 256
+DEFAULT_DEVICE = "cpu"
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+# Two workers keep a small CPU busy decoding while the main process runs the model; more only
+# adds start-up time and memory on small machines. Use --workers to go higher on big ones.
+DEFAULT_WORKERS = 2
+PREFETCH_FACTOR = 4
+
+# Environment variables (SPEC §7): a flag wins over these, these over the defaults.
+ENV_STORE = "TOL_STORE"
+ENV_DB = "TOL_DB"
+ENV_MODEL = "TOL_MODEL"
+
+# Run statuses written to the catalog's run records.
+RUN_RUNNING = "running"
+RUN_DONE = "done"
+RUN_FAILED = "failed"
