@@ -48,3 +48,23 @@ KINGDOM_ALIASES: dict[str, str] = {
 }
 
 KEY_SEPARATOR = "/"
+
+# NCBI ranks (taxoniq's `Rank` names) that fill our seven; a taxon without a kingdom rank
+# (Bacteria, most protists) takes its superkingdom/domain as kingdom.
+NCBI_RANKS: dict[str, Rank] = {
+    "kingdom": Rank.KINGDOM,
+    "phylum": Rank.PHYLUM,
+    "class": Rank.CLASS,
+    "order": Rank.ORDER,
+    "family": Rank.FAMILY,
+    "genus": Rank.GENUS,
+    "species": Rank.SPECIES,
+}
+NCBI_DOMAIN_RANKS: tuple[str, ...] = ("superkingdom", "domain")
+
+# Close-match suggestions for unknown names (difflib ratio in 0..1).
+CLOSE_MATCH_COUNT = 5
+CLOSE_MATCH_CUTOFF = 0.6
+# Scientific-name candidates share a prefix with the query; the prefix grows until at most this many remain.
+CLOSE_MATCH_MAX_CANDIDATES = 50_000
+CLOSE_MATCH_MIN_PREFIX = 2
