@@ -68,3 +68,9 @@ CLOSE_MATCH_CUTOFF = 0.6
 # Scientific-name candidates share a prefix with the query; the prefix grows until at most this many remain.
 CLOSE_MATCH_MAX_CANDIDATES = 50_000
 CLOSE_MATCH_MIN_PREFIX = 2
+
+# The taxon tree (taxonomy/tree.py): the node above the kingdoms, and the ete3 features of a node.
+TREE_ROOT_NAME = "Life"
+TREE_FEATURES: tuple[str, ...] = ("rank", "scientific_name", "common_name", "n_images")
+TREE_ASCII_ATTRIBUTE = "label"
+TREE_FORMATS: tuple[str, ...] = ("ascii", "newick")
