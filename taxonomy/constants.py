@@ -74,3 +74,6 @@ TREE_ROOT_NAME = "Life"
 TREE_FEATURES: tuple[str, ...] = ("rank", "scientific_name", "common_name", "n_images")
 TREE_ASCII_ATTRIBUTE = "label"
 TREE_FORMATS: tuple[str, ...] = ("ascii", "newick")
+
+# Validation messages list at most this many row references per placement.
+VALIDATE_ROWS_SHOWN = 10
