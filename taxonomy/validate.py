@@ -26,7 +26,6 @@ class Placement:
     """One parent a name was placed under, and the rows that placed it there."""
 
     parent: str  # key of the lineage just above the rank, empty ranks kept
-
     rows: tuple[str, ...]
 
     @property
