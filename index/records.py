@@ -1,7 +1,8 @@
 """Records that leave `index/`: plain frozen dataclasses, never ORM or Qdrant objects."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from taxonomy import Lineage, point_id
@@ -43,10 +44,16 @@ class ImageRecord:
     split: str = ""
     source: str = ""
     license: str = ""
+    status: str = "present"  # "gone" once its row left the collection (see index.constants)
 
     @property
     def file(self) -> Path:
         return Path(self.root) / self.path
+
+    @property
+    def taxon(self) -> str:
+        """The key of the deepest known rank, "" for an unlabelled image."""
+        return self.lineage.key()
 
 
 @dataclass(frozen=True)
@@ -60,4 +67,57 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.origin}:{self.row}" if self.row is not None else self.origin
-        return f"{where}: {self.path}: {self.reason}" if self.path else f"{where}: {self.reason}"
+        return ": ".join(part for part in (where, self.path, self.reason) if part)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one ingest did; `problems` are the skipped inputs, each with its file and row."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    unknown_columns: tuple[str, ...] = ()
+    conflicts: list[str] = field(default_factory=list)  # inconsistent lineages settled by majority
+    root: str = ""
+
+    @property
+    def read(self) -> int:
+        """Images of the collection now in the catalog (added, updated or unchanged)."""
+        return self.added + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    """Counts over present images, and the problems of the last ingest."""
+
+    images: int
+    gone: int
+    taxa_per_rank: dict[str, int]  # rank label -> taxa, every rank listed
+    images_per_kingdom: dict[str, int]  # "" for unlabelled images
+    images_per_split: dict[str, int]  # "" for images without a split
+    embedded: dict[str, int]  # model vector name -> present images embedded at their sha256
+    last_ingest: datetime | None = None
+    last_ingest_root: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    """One embedding build of one model into one store."""
+
+    id: int
+    model: str  # the vector name
+    spec: str  # the open_clip model spec
+    store: str
+    started: datetime
+    finished: datetime | None
+    status: str  # running | done | failed | interrupted
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rate: float = 0.0  # images per second
+    failures: tuple[Problem, ...] = ()

@@ -1,0 +1,116 @@
+"""What `python -m index` runs: results go to stdout, messages and the progress bar to stderr."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from index.constants import EXIT_NOTHING_READ, EXIT_OK, EXIT_USAGE, INGEST_WORKERS, NO_VALUE_LABEL
+from index.records import CatalogStats, IngestSummary
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """The one place the CLI configures logging: to stderr, warnings unless `--verbose`."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"index: error: {message}", file=sys.stderr)
+    return code
+
+
+class TqdmProgress:
+    """Adapts the `progress(fraction, message)` callback to a tqdm bar on stderr."""
+
+    def __init__(self, total: int, description: str) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr, disable=None)
+        self._total = total
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self._bar.update(round(fraction * self._total) - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def format_summary(summary: IngestSummary) -> list[str]:
+    """The counts, then unknown columns, settled conflicts and every problem, one per line."""
+    lines = [f"{name}: {getattr(summary, name)}" for name in ("added", "updated", "unchanged", "gone", "skipped")]
+    if summary.unknown_columns:
+        lines.append(f"unknown columns ignored: {', '.join(summary.unknown_columns)}")
+    lines.extend(f"conflict: {conflict}" for conflict in summary.conflicts)
+    lines.extend(str(problem) for problem in summary.problems)
+    return lines
+
+
+def _counts(title: str, counts: dict[str, int]) -> list[str]:
+    return [f"{title}:"] + [f"  {name or NO_VALUE_LABEL}: {n}" for name, n in counts.items()]
+
+
+def format_stats(stats: CatalogStats) -> list[str]:
+    lines = [f"images present: {stats.images}", f"images gone: {stats.gone}"]
+    lines += _counts("taxa per rank", stats.taxa_per_rank)
+    lines += _counts("images per kingdom", stats.images_per_kingdom)
+    lines += _counts("images per split", stats.images_per_split)
+    lines += _counts("embedded per model", stats.embedded)
+    if stats.last_ingest is None:
+        lines.append("last ingest: none")
+    else:
+        when = stats.last_ingest.isoformat(timespec="seconds")
+        lines.append(f"last ingest: {when} {stats.last_ingest_root}: {len(stats.problems)} problems")
+        lines += [f"  {problem}" for problem in stats.problems]
+    return lines
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from index.catalog import Catalog
+    from index.readers import read_collection
+
+    try:
+        collection = read_collection(args.catalog, args.images)
+    except FileNotFoundError as e:
+        return _error(str(e), EXIT_USAGE)
+    except ValueError as e:
+        return _error(str(e), EXIT_NOTHING_READ)
+    bar = TqdmProgress(len(collection.entries), "ingest")
+    try:
+        with Catalog(args.db) as catalog:
+            summary = catalog.ingest(collection, strict=args.strict, progress=bar,
+                                     workers=args.workers or INGEST_WORKERS)
+    except ValueError as e:  # InconsistentLineageError is one: its text lists the conflicts and rows
+        return _error(str(e), EXIT_NOTHING_READ)
+    finally:
+        bar.close()
+    print("\n".join(format_summary(summary)))
+    if summary.read == 0:
+        return _error(f"no image of {args.images} could be read", EXIT_NOTHING_READ)
+    return EXIT_OK
+
+
+def stats(args: argparse.Namespace) -> int:
+    from index.catalog import Catalog
+
+    with Catalog(args.db) as catalog:
+        print("\n".join(format_stats(catalog.stats())))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"ingest": ingest, "stats": stats}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; an unusable `--db` is one line on stderr, exit 2."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except (ArgumentError, OperationalError) as e:
+        return _error(f"cannot open the catalog database: {e}", EXIT_USAGE)

@@ -1,0 +1,55 @@
+"""Literals of the catalog: where it lives, what counts as an image, statuses, batch sizes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+DB_ENV = "TOL_DB"
+DEFAULT_DB_PATH = Path("var") / "catalog.db"
+SQLITE_PREFIX = "sqlite:///"
+
+# File suffixes read as images from folders (compared lower-case); catalogs may name any file.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+)
+# Ancestor folders with these names give an image its split (iNat21's `train/`, `val/`).
+SPLIT_FOLDERS: frozenset[str] = frozenset({"train", "val", "validation", "test"})
+
+# Class folder names: iNat21 `00001_Animalia_..._hudsonia` and Rare Species `Animalia-...-hudsonia`.
+CLASS_FOLDER_SEPARATORS: tuple[str, ...] = ("_", "-")
+
+IMAGE_PRESENT = "present"
+IMAGE_GONE = "gone"
+IMAGE_STATUSES: tuple[str, ...] = (IMAGE_PRESENT, IMAGE_GONE)
+
+RUN_RUNNING = "running"
+RUN_DONE = "done"
+RUN_FAILED = "failed"
+RUN_INTERRUPTED = "interrupted"
+RUN_STATUSES: tuple[str, ...] = (RUN_RUNNING, RUN_DONE, RUN_FAILED, RUN_INTERRUPTED)
+RUN_END_STATUSES: tuple[str, ...] = (RUN_DONE, RUN_FAILED, RUN_INTERRUPTED)
+# A run keeps every count but only this many failure details, so one bad shard can't bloat the row.
+MAX_STORED_FAILURES = 1000
+MAX_STORED_PROBLEMS = 10_000  # problems of an ingest kept for `stats`; the summary has them all
+
+INGEST_BATCH_SIZE = 500  # rows per transaction: a crash loses at most one batch of work
+INGEST_WORKERS = 4  # threads decoding images; Pillow and hashlib release the GIL
+QUERY_CHUNK = 500  # ids per `IN (...)` clause, below SQLite's variable limit
+
+# Decoding JPEGs at 1/8 scale still reads every entropy-coded byte, so truncation is found 2-4x faster.
+JPEG_DRAFT_SCALE = 8
+WHITE = (255, 255, 255)
+SIXTEEN_BIT_SCALE = 1 / 257  # 0..65535 -> 0..255
+
+# Column widths of the SQL schema (PostgreSQL enforces them, SQLite ignores them).
+ID_LENGTH = 36
+NAME_LENGTH = 255
+KEY_LENGTH = 1024
+PATH_LENGTH = 2048
+SHA256_LENGTH = 64
+STATUS_LENGTH = 16
+
+NO_VALUE_LABEL = "(none)"  # how `stats` shows an empty kingdom or split
+
+EXIT_OK = 0
+EXIT_NOTHING_READ = 1
+EXIT_USAGE = 2

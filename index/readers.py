@@ -1,0 +1,202 @@
+"""Collections as read from disk (SPEC §2): a CSV catalog, class folders, or an unlabelled folder.
+
+Readers only parse; whether each file is a usable image is checked at ingest. A row that cannot be
+used becomes a `Problem` naming its file and row, and reading goes on.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.constants import CLASS_FOLDER_SEPARATORS, IMAGE_SUFFIXES, SPLIT_FOLDERS
+from index.records import CatalogEntry, Problem
+from taxonomy.columns import PATH_COLUMN, HeaderMap
+from taxonomy.constants import RANK_LABELS, Rank
+from taxonomy.lineage import Lineage
+
+logger = logging.getLogger(__name__)
+
+_FIRST_CSV_ROW = 2  # line 1 is the header
+_RANK_WORD = re.compile(r"[A-Z][A-Za-z]*")  # kingdom..genus as folder names write them
+_EPITHET = re.compile(r"[a-z][a-z.\-]*")
+_LEADING_NUMBER = re.compile(r"\d+_")
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The entries of one collection, and what could not be read."""
+
+    root: Path  # absolute images root
+    entries: list[CatalogEntry]
+    problems: list[Problem] = field(default_factory=list)
+    unknown_columns: tuple[str, ...] = ()
+    kind: str = ""  # "csv", "class-folders" or "unlabelled"
+
+
+def read_collection(catalog: Path | None, images: Path) -> Collection:
+    """Read a CSV catalog of `images`, or, without one, the class folders or plain images in it.
+
+    Raises:
+        FileNotFoundError: the catalog file or the images folder does not exist.
+        ValueError: the catalog has no `filepath` or no rank column, or is not UTF-8 text.
+    """
+    images = Path(images)
+    if not images.is_dir():
+        what = "is not a folder" if images.exists() else "not found"
+        raise FileNotFoundError(f"images folder {images} {what}")
+    root = images.resolve()
+    if catalog is None:
+        return read_folders(root)
+    catalog = Path(catalog)
+    if not catalog.is_file():
+        what = "is not a file" if catalog.exists() else "not found"
+        raise FileNotFoundError(f"catalog {catalog} {what}")
+    return read_csv(catalog, root)
+
+
+def normalise_path(path: str) -> str:
+    """POSIX separators, no `./` or `a/../`; a path leaving the root stays visible as `../`."""
+    path = path.strip().replace("\\", "/")
+    return posixpath.normpath(path) if path else ""
+
+
+def read_csv(catalog: Path, root: Path) -> Collection:
+    """Every row of a CSV catalog, with the column aliases of SPEC §2."""
+    origin = str(catalog)
+    try:
+        with catalog.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            headers = list(reader.fieldnames or [])
+            columns = _check_headers(catalog, headers)
+            entries, problems = _csv_rows(reader, columns, origin)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{catalog}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except csv.Error as e:
+        raise ValueError(f"{catalog}: not a readable CSV file ({e})") from e
+    if columns.unknown:
+        logger.warning("%s: unknown columns ignored: %s", catalog, ", ".join(columns.unknown))
+    logger.info("%s: %d rows read, %d with problems", catalog, len(entries), len(problems))
+    return Collection(root, entries, problems, columns.unknown, "csv")
+
+
+def _check_headers(catalog: Path, headers: list[str]) -> HeaderMap:
+    if not headers:
+        raise ValueError(f"{catalog}: empty catalog, expected a header line with {PATH_COLUMN!r} and the ranks")
+    columns = HeaderMap.from_headers(headers)
+    if PATH_COLUMN not in columns.columns:
+        raise ValueError(f"{catalog}: no {PATH_COLUMN!r} column; found {', '.join(headers)}")
+    if not columns.has_taxonomy:
+        raise ValueError(
+            f"{catalog}: no rank column; expected some of {', '.join(RANK_LABELS)} or scientificName "
+            "(for images without labels, pass --images alone)")
+    return columns
+
+
+def _csv_rows(reader: csv.DictReader, columns: HeaderMap, origin: str) -> tuple[list[CatalogEntry], list[Problem]]:
+    entries: list[CatalogEntry] = []
+    problems: list[Problem] = []
+    first_row: dict[str, int] = {}
+    for row_number, row in enumerate(reader, start=_FIRST_CSV_ROW):
+        raw_path = columns.value(row, PATH_COLUMN)
+        path = normalise_path(raw_path)
+
+        def problem(reason: str) -> None:
+            problems.append(Problem(origin, row_number, raw_path, reason))
+
+        if None in row:  # csv.DictReader files surplus fields under the key None
+            problem(f"{len(row[None])} more fields than the header's {len(reader.fieldnames or [])}")
+            continue
+        if not path:
+            problem(f"empty {PATH_COLUMN}")
+            continue
+        if path in first_row:
+            problem(f"duplicate of row {first_row[path]}")
+            continue
+        lineage = columns.lineage(row)
+        if lineage.is_empty:
+            problem(f"no rank given (none of {', '.join(RANK_LABELS)}, scientificName)")
+            continue
+        first_row[path] = row_number
+        entries.append(CatalogEntry(
+            path=path, lineage=lineage, origin=origin, row=row_number,
+            **{name: columns.value(row, name) for name in ("id", "split", "source", "license")},
+        ))
+    return entries, problems
+
+
+def parse_class_folder(name: str) -> Lineage | None:
+    """The lineage a class folder names, or None when the name is not rank-shaped.
+
+    `00001_Animalia_Chordata_Aves_Passeriformes_Corvidae_Pica_hudsonia` (iNat21, number optional)
+    and `Animalia-Chordata-Aves-Passeriformes-Corvidae-Pica-hudsonia` (Rare Species). Ranks between
+    kingdom and genus may be empty; the epithet keeps any separator it contains (`novae-angliae`).
+    """
+    for separator in CLASS_FOLDER_SEPARATORS:
+        text = _LEADING_NUMBER.sub("", name, count=1) if separator == "_" else name
+        parts = text.split(separator, len(Rank) - 1)
+        if len(parts) != len(Rank):
+            continue
+        ranks, epithet = parts[:-1], parts[-1]
+        if not ranks[Rank.KINGDOM] or not epithet or not _EPITHET.fullmatch(epithet):
+            continue
+        if all(not part or _RANK_WORD.fullmatch(part) for part in ranks):
+            return Lineage.from_ranks([*ranks, epithet])
+    return None
+
+
+def _image_files(root: Path) -> list[str]:
+    """Image files under `root` as sorted relative POSIX paths; hidden files and folders skipped."""
+    found: list[str] = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        base = Path(folder).relative_to(root)
+        found.extend(
+            (base / name).as_posix() for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found)
+
+
+def _split_of(parts: tuple[str, ...]) -> str:
+    return next((part.lower() for part in parts if part.lower() in SPLIT_FOLDERS), "")
+
+
+def _class_of(path: str) -> Lineage | None:
+    """The lineage of the nearest rank-shaped folder above the image, if any."""
+    for folder in reversed(Path(path).parts[:-1]):
+        lineage = parse_class_folder(folder)
+        if lineage is not None:
+            return lineage
+    return None
+
+
+def read_folders(root: Path) -> Collection:
+    """Class folders when any folder name is rank-shaped, otherwise an unlabelled collection.
+
+    In a class-folder collection, an image outside a rank-shaped folder is reported, not guessed.
+    Images in `train/`, `val/` or `test/` folders get that split.
+    """
+    files = _image_files(root)
+    labelled = [(path, _class_of(path)) for path in files]
+    if all(lineage is None for _, lineage in labelled):
+        entries = [CatalogEntry(path, Lineage(), str(root), split=_split_of(Path(path).parts[:-1]))
+                   for path in files]
+        logger.info("%s: no class folders, %d unlabelled images", root, len(entries))
+        return Collection(root, entries, [], (), "unlabelled")
+    entries: list[CatalogEntry] = []
+    problems: list[Problem] = []
+    for path, lineage in labelled:
+        split = _split_of(Path(path).parts[:-1])
+        if lineage is None:
+            problems.append(Problem(str(root), None, path, "not inside a class folder "
+                                    "(expected names like Kingdom_Phylum_Class_Order_Family_Genus_epithet "
+                                    "or Kingdom-Phylum-Class-Order-Family-Genus-epithet)"))
+            continue
+        entries.append(CatalogEntry(path, lineage, str(root), split=split))
+    logger.info("%s: %d images in class folders, %d outside them", root, len(entries), len(problems))
+    return Collection(root, entries, problems, (), "class-folders")
