@@ -77,3 +77,4 @@ TREE_FORMATS: tuple[str, ...] = ("ascii", "newick")
 
 # Validation messages list at most this many row references per placement.
 VALIDATE_ROWS_SHOWN = 10
+RESOLVE_FORMATS: tuple[str, ...] = ("table", "json")
