@@ -1,0 +1,128 @@
+"""index.images: the one safe opener; every bad file becomes an ImageError with a readable reason."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from index.images import ImageError, inspect_image, open_image, resolve_inside
+from tests.index.conftest import make_image, make_noisy_jpeg, make_png_bomb, truncate
+
+
+def _close(pixel: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 12) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
+
+
+def test_a_good_image_opens_in_rgb_and_is_inspected_once(tmp_path):
+    path = make_image(tmp_path / "a" / "b.png", size=(40, 30), colour=(1, 2, 3))
+    image = open_image(tmp_path, "a/b.png")
+    assert (image.mode, image.size, image.getpixel((5, 5))) == ("RGB", (40, 30), (1, 2, 3))
+    sha, size, width, height = inspect_image(tmp_path, "a/b.png")
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (size, width, height) == (path.stat().st_size, 40, 30)
+
+
+def test_a_jpeg_is_sized_at_full_scale_though_decoded_in_draft(tmp_path):
+    make_noisy_jpeg(tmp_path / "big.jpg", size=(400, 240))
+    assert inspect_image(tmp_path, "big.jpg")[2:] == (400, 240)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: turn 90 degrees clockwise to display
+    image.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    upright = open_image(tmp_path, "rotated.jpg")
+    assert upright.size == (20, 40)
+    assert _close(upright.getpixel((10, 5)), (255, 0, 0)) and _close(upright.getpixel((10, 35)), (0, 0, 255))
+    assert inspect_image(tmp_path, "rotated.jpg")[2:] == (20, 40)
+
+
+@pytest.mark.parametrize(("name", "mode", "colour", "expected"), [
+    ("cmyk.jpg", "CMYK", (0, 255, 255, 0), (255, 0, 0)),
+    ("cmyk.tif", "CMYK", (255, 0, 255, 0), (0, 255, 0)),
+    ("grey16.png", "I;16", 128 * 257, (128, 128, 128)),
+    ("grey16-white.png", "I;16", 65535, (255, 255, 255)),
+    ("transparent.png", "RGBA", (255, 0, 0, 0), (255, 255, 255)),
+    ("half.png", "RGBA", (255, 0, 0, 128), (255, 127, 127)),
+    ("grey-alpha.png", "LA", (0, 0), (255, 255, 255)),
+    ("grey.png", "L", 77, (77, 77, 77)),
+    ("bilevel.png", "1", 1, (255, 255, 255)),
+])
+def test_odd_modes_are_converted_not_rejected(tmp_path, name, mode, colour, expected):
+    make_image(tmp_path / name, mode=mode, colour=colour)
+    with Image.open(tmp_path / name) as stored:
+        assert stored.mode.startswith(mode[0])  # the file really holds the odd mode
+    image = open_image(tmp_path, name)
+    assert image.mode == "RGB" and _close(image.getpixel((3, 3)), expected, tolerance=3)
+
+
+def test_palette_images_with_and_without_transparency(tmp_path):
+    palette = Image.new("P", (16, 16))
+    palette.putpalette([0, 128, 0, 250, 0, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 8, 16))
+    palette.save(tmp_path / "plain.png")
+    palette.save(tmp_path / "clear.gif", transparency=1)
+    plain = open_image(tmp_path, "plain.png")
+    assert (plain.getpixel((2, 2)), plain.getpixel((12, 2))) == ((250, 0, 0), (0, 128, 0))
+    clear = open_image(tmp_path, "clear.gif")
+    assert (clear.mode, clear.getpixel((2, 2)), clear.getpixel((12, 2))) == ("RGB", (255, 255, 255), (0, 128, 0))
+
+
+def _reason(root: Path, relpath: str) -> str:
+    with pytest.raises(ImageError) as opened:
+        open_image(root, relpath)
+    with pytest.raises(ImageError) as inspected:
+        inspect_image(root, relpath)
+    assert opened.value.reason == inspected.value.reason and opened.value.path == relpath
+    assert isinstance(opened.value, ValueError) and str(opened.value).startswith(f"{relpath}: ")
+    return opened.value.reason
+
+
+def test_missing_empty_text_and_truncated_files(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("these are field notes, not a photo")
+    truncate(make_noisy_jpeg(tmp_path / "cut.jpg"))
+    (tmp_path / "folder.jpg").mkdir()
+    assert "not found" in _reason(tmp_path, "nowhere.jpg")
+    assert _reason(tmp_path, "empty.jpg") == "empty file (0 bytes)"
+    assert _reason(tmp_path, "notes.jpg") == "not an image file (unrecognised format)"
+    assert _reason(tmp_path, "cut.jpg") == "truncated image"
+    assert "folder" in _reason(tmp_path, "folder.jpg")
+
+
+def test_paths_escaping_the_root_are_refused(tmp_path):
+    root = tmp_path / "root"
+    outside = make_image(tmp_path / "secret.png")
+    make_image(root / "inside.png")
+    (root / "link-out.png").symlink_to(outside)
+    (root / "link-in.png").symlink_to(root / "inside.png")
+    assert "outside the images root" in _reason(root, "../secret.png")
+    assert "outside the images root" in _reason(root, "../../etc/passwd")
+    assert "absolute path" in _reason(root, str(outside))
+    assert "absolute path" in _reason(root, "/etc/passwd")
+    assert _reason(root, "link-out.png").startswith("symlink pointing outside")
+    assert open_image(root, "link-in.png").size == (32, 24)  # a symlink that stays inside is fine
+    assert resolve_inside(root, "sub/../inside.png") == (root / "inside.png").resolve()
+
+
+def test_a_symlinked_folder_leading_outside_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_image(tmp_path / "elsewhere" / "x.png")
+    os.symlink(tmp_path / "elsewhere", root / "sub")
+    assert "outside the images root" in _reason(root, "sub/x.png")
+
+
+def test_decompression_bombs_are_errors(tmp_path, monkeypatch):
+    make_png_bomb(tmp_path / "huge.png")
+    assert _reason(tmp_path, "huge.png").startswith("decompression bomb")
+    make_image(tmp_path / "warned.png", size=(40, 40))  # 1600 pixels: Pillow only warns below 2x the limit
+    make_image(tmp_path / "small.png", size=(20, 20))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert _reason(tmp_path, "warned.png").startswith("decompression bomb")
+    assert open_image(tmp_path, "small.png").size == (20, 20)
