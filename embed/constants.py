@@ -10,6 +10,7 @@ BIOCLIP_MODEL = "hf-hub:imageomics/bioclip"
 BIOCLIP_2_MODEL = "hf-hub:imageomics/bioclip-2"
 TOL_TINY_MODEL = "tol-tiny"
 DEFAULT_MODEL = BIOCLIP_MODEL
+RANDOM_INIT_SEED = 0  # models without weights are seeded: a build and its resume agree
 PRETRAINED_SEPARATOR = ":"  # `ViT-B-16:openai` = open_clip built-in name + pretrained tag
 
 # A model folder in open_clip's hub layout: what `training` writes and `load_model(folder)` reads.
@@ -20,6 +21,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # Defaults of the build.
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_TEXT_BATCH_SIZE = 256
+# Taxa encoded and written together: 81 template texts each, so ~10k strings per store write.
+TAXA_PER_CHUNK = 128
 DEFAULT_DEVICE = "cpu"
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 # Two workers keep a small CPU busy decoding while the main process runs the model; more only
@@ -31,8 +34,3 @@ PREFETCH_FACTOR = 4
 ENV_STORE = "TOL_STORE"
 ENV_DB = "TOL_DB"
 ENV_MODEL = "TOL_MODEL"
-
-# Run statuses written to the catalog's run records.
-RUN_RUNNING = "running"
-RUN_DONE = "done"
-RUN_FAILED = "failed"

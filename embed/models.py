@@ -26,6 +26,7 @@ from embed.constants import (
     OPEN_CLIP_CONFIG_FILE,
     OPEN_CLIP_WEIGHTS_FILE,
     PRETRAINED_SEPARATOR,
+    RANDOM_INIT_SEED,
 )
 
 if TYPE_CHECKING:
@@ -195,13 +196,22 @@ def load_model(spec: str, device: str = "cpu", weights: bool = True) -> LoadedMo
     import open_clip
 
     register_presets()
+    import torch
+
+    random_init = weights and not resolved.has_weights
     try:
-        model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
-            resolved.open_clip_name,
-            pretrained=resolved.pretrained if weights else None,
-            load_weights=weights,
-            device=device,
-        )
+        # A model that should have weights but has none (tol-tiny, a bare built-in name) is seeded, so
+        # that two processes of one build (a run and its resume) make the same vectors. `weights=False`
+        # (training from scratch) keeps the caller's random state.
+        with torch.random.fork_rng(devices=[], enabled=random_init):
+            if random_init:
+                torch.manual_seed(RANDOM_INIT_SEED)
+            model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
+                resolved.open_clip_name,
+                pretrained=resolved.pretrained if weights else None,
+                load_weights=weights,
+                device=device,
+            )
         tokenizer = open_clip.get_tokenizer(resolved.open_clip_name)
         model_cfg = open_clip.get_model_config(resolved.open_clip_name)
     except RuntimeError as e:
@@ -212,8 +222,9 @@ def load_model(spec: str, device: str = "cpu", weights: bool = True) -> LoadedMo
                 "that folder as the model spec, or set HF_HUB_OFFLINE=1 to use the local Hub cache"
             ) from e
         raise
-    if not weights or not resolved.has_weights:
-        logger.warning("model %s has random weights (none given): fit for tests and benchmarks only", spec)
+    if random_init:
+        logger.warning("model %s has random weights (seed %d, none given): fit for tests and benchmarks only",
+                       spec, RANDOM_INIT_SEED)
     model.eval()
     return LoadedModel(
         model=model,

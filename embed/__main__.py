@@ -1,0 +1,162 @@
+"""`python -m embed build|status`: the command line of the embedding job (SPEC §7).
+
+Only argparse and the standard library are imported here; `commands` (torch, open_clip, Qdrant)
+is imported by `main` after the arguments are checked, so `--help` answers at once.
+To add a subcommand, write one `_add_NAME(subparsers)` function and list it in `SUBCOMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from embed.constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_MODEL,
+    DEFAULT_WORKERS,
+    DEVICES,
+    ENV_DB,
+    ENV_MODEL,
+    ENV_STORE,
+)
+from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES
+
+logger = logging.getLogger(__name__)
+
+SHARDS_UNSUPPORTED = (
+    "webdataset shards are ingested for training only (python -m training train --shards ...); "
+    "to index their images, extract the shards into a folder and pass --images DIR "
+    "(with --catalog CSV for the labels)"
+)
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+# Arguments shared by several subcommands, as pybioclip's `device_arg`/`model_arg`.
+STORE_ARG: dict[str, Any] = {
+    "metavar": "PATH|URL",
+    "help": f"Qdrant store: a folder for the embedded engine, or a server URL (default: ${ENV_STORE}, "
+            "else ./var/qdrant)",
+}
+API_KEY_ARG: dict[str, Any] = {"metavar": "KEY", "help": "API key of a Qdrant server"}
+DB_ARG: dict[str, Any] = {
+    "metavar": "URL",
+    "help": f"catalog SQLAlchemy URL or SQLite file (default: ${ENV_DB}, else ./var/catalog.db)",
+}
+MODEL_ARG: dict[str, Any] = {
+    "metavar": "SPEC",
+    "help": f"open_clip model spec: hf-hub:ORG/REPO, a model folder, tol-tiny, or a built-in name "
+            f"(default: ${ENV_MODEL}, else {DEFAULT_MODEL})",
+}
+DEVICE_ARG: dict[str, Any] = {
+    "default": DEFAULT_DEVICE,
+    "metavar": "|".join(DEVICES),
+    "help": f"where the model runs (default: {DEFAULT_DEVICE}); cuda:N picks a GPU",
+}
+
+
+def _add_build(subparsers: argparse._SubParsersAction) -> None:
+    build = subparsers.add_parser(
+        "build",
+        help="ingest a collection (optional) and embed its images and taxa into Qdrant",
+        description="Embed every image of the catalog that has no vector for the model yet, and every taxon "
+                    "at every rank. Safe to interrupt and rerun: finished batches are never embedded again.",
+    )
+    build.add_argument("--catalog", metavar="CSV", help="catalog CSV to ingest first (paths relative to --images)")
+    build.add_argument("--images", metavar="DIR", help="images root to ingest first (class folders, or plain)")
+    build.add_argument("--shards", metavar="SPEC", help="webdataset shards: not indexed by the build (see error)")
+    build.add_argument("--model", **MODEL_ARG)
+    build.add_argument("--store", **STORE_ARG)
+    build.add_argument("--api-key", **API_KEY_ARG)
+    build.add_argument("--db", **DB_ARG)
+    build.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                       help=f"images per batch (default: {DEFAULT_BATCH_SIZE})")
+    build.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
+                       help=f"DataLoader processes decoding images; 0 decodes in-process (default: {DEFAULT_WORKERS})")
+    build.add_argument("--device", **DEVICE_ARG)
+    build.add_argument("--text-type", choices=TEXT_TYPES, default=DEFAULT_TEST_TEXT_TYPE,
+                       help=f"text type of the taxon embeddings (default: {DEFAULT_TEST_TEXT_TYPE})")
+
+
+def _add_status(subparsers: argparse._SubParsersAction) -> None:
+    status = subparsers.add_parser(
+        "status", help="per model: images embedded and failed, taxa per rank, the last run and its rate"
+    )
+    status.add_argument("--db", **DB_ARG)
+    status.add_argument("--store", **STORE_ARG)
+    status.add_argument("--api-key", **API_KEY_ARG)
+    status.add_argument("--model", metavar="SPEC", help="show only this model (spec or vector name)")
+    status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, _add_status]
+
+
+def create_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m embed", description="Embed a collection's images and taxa into Qdrant, and inspect it."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def _validate_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.shards:
+        parser.error(SHARDS_UNSUPPORTED)
+    if args.catalog and not args.images:
+        parser.error("--catalog needs --images DIR: the catalog's file paths are relative to it")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        parser.error(f"--workers must be 0 or more, got {args.workers}")
+    if not _DEVICE_PATTERN.match(args.device):
+        parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check; fills --model from $TOL_MODEL (flags > environment > defaults).
+
+    --db and --store keep None when not given: the index package resolves them the same way
+    for every tool (`index.config.resolve_db_url`, the store's location resolver).
+    """
+    from index.config import resolve_setting
+
+    parser = create_parser()
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        args.model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
+        _validate_build(parser, args)
+    return args
+
+
+class _QuietLibraries(logging.Filter):
+    """open_clip logs every step of model creation on the root logger at INFO: keep its warnings only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "open_clip" not in record.pathname
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """The only place handlers are configured: messages go to stderr, results to stdout."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(_QuietLibraries())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from embed import commands
+
+    return commands.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The build: ingest (optional), then embed every image without a vector and every taxon (SPEC §1, §5).
+
+Crash safety rests on three facts. Point ids are UUIDv5 of the path or taxon key, so a rewrite
+replaces and never duplicates. Each batch is written to the store before it is marked in the
+catalog, so the catalog never claims a vector the store lacks. And before encoding, the images the
+catalog still lists are looked up in the store (`ids_with_vector`): those a killed run wrote but
+did not mark are marked without being encoded again. A `kill -9` thus costs at most the batches in
+flight, and a rerun embeds nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from embed.constants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_MODEL,
+    DEFAULT_TEXT_BATCH_SIZE,
+    DEFAULT_WORKERS,
+    PREFETCH_FACTOR,
+    TAXA_PER_CHUNK,
+)
+from embed.models import LoadedModel, load_model, resolve_spec
+from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
+from index.records import ImageRecord, Problem
+from taxonomy import DEFAULT_TEST_TEXT_TYPE, point_id, validate_text_type
+from taxonomy.taxon import Taxon
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What `python -m embed build` was asked to do; `db`/`store` None = environment, then default."""
+
+    model: str = DEFAULT_MODEL
+    store: str | None = None
+    db: str | None = None
+    api_key: str | None = None
+    catalog: str | None = None  # a CSV to ingest first (needs `images`)
+    images: str | None = None  # an images root to ingest first
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = DEFAULT_WORKERS
+    device: str = DEFAULT_DEVICE
+    text_type: str = DEFAULT_TEST_TEXT_TYPE
+    text_batch_size: int = DEFAULT_TEXT_BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        validate_text_type(self.text_type)
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {self.workers}")
+        if self.catalog and not self.images:
+            raise ValueError("a catalog needs its images root: its file paths are relative to it")
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What one build did."""
+
+    run_id: int
+    model: str  # the spec
+    vector_name: str
+    store: str
+    images_total: int  # images the catalog listed as not yet embedded by this model
+    images_embedded: int  # encoded by this run
+    images_skipped: int  # found in the store already (a killed run wrote them): marked, not encoded
+    images_failed: int
+    failures: tuple[Problem, ...]
+    taxa_embedded: int
+    taxa_total: int
+    seconds: float  # encoding the images, from the first batch to the last
+    ingested: object | None = None  # index.records.IngestSummary when a collection was ingested
+
+    @property
+    def rate(self) -> float:
+        """Images encoded per second."""
+        return self.images_embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Counts:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def progress_message(stage: str, done: int, total: int, unit: str) -> str:
+    """`images: 128/480 img`: the message format the CLI's progress bars read (`parse_progress`)."""
+    return f"{stage}: {done}/{total} {unit}"
+
+
+def parse_progress(message: str) -> tuple[str, int, int, str] | None:
+    """The inverse of `progress_message`, or None for a plain message."""
+    stage, sep, rest = message.partition(": ")
+    counts, _, unit = rest.partition(" ")
+    done, slash, total = counts.partition("/")
+    if not sep or not slash or not done.isdigit() or not total.isdigit():
+        return None
+    return stage, int(done), int(total), unit
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int, unit: str) -> None:
+    if progress is not None:
+        progress(done / total if total else 1.0, progress_message(stage, done, total, unit))
+
+
+def check_device(device: str) -> None:
+    """A clear error for `cuda` on a machine without one, before anything is loaded."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+
+
+def set_cpu_threads(workers: int) -> int:
+    """Threads for the model on CPU, leaving one core to each decoding worker (at least one thread).
+
+    Intra-op threads that compete with the DataLoader processes for the same cores make both
+    slower (oversubscription), so the model gets the cores the workers leave over.
+    """
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores - workers)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _chunks(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def embed_images(
+    records: Sequence[ImageRecord],
+    encoder,
+    store,
+    catalog,
+    run_id: int,
+    options: BuildOptions,
+    progress: Progress | None = None,
+) -> _Counts:
+    """Encode `records` batch by batch: write to the store, then mark in the catalog, then count."""
+    from embed.data import image_loader
+
+    counts = _Counts()
+    if not records:
+        return counts
+    vector = encoder.vector_name
+    cuda = encoder.device.type == "cuda"
+    loader = image_loader(
+        records, encoder.loaded.preprocess, options.batch_size, options.workers,
+        pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
+    )
+    total = len(records)
+    start = time.perf_counter()
+    for batch in loader:
+        good = [records[i] for i in batch.indices]
+        failures = [
+            Problem(origin=records[i].root, row=None, path=records[i].path, reason=reason)
+            for i, reason in batch.failures
+        ]
+        if good:
+            vectors = encoder.encode_images(batch.pixels)
+            store.upsert_images(vector, good, vectors)
+            catalog.mark_embedded(vector, good)
+        for problem in failures:
+            logger.warning("skipped image %s", problem)
+        counts.done += len(good)
+        counts.failed += len(failures)
+        counts.failures.extend(failures)
+        counts.seconds = time.perf_counter() - start
+        catalog.update_run(
+            run_id, done=len(good), failed=len(failures), failures=failures,
+            rate=counts.done / counts.seconds if counts.seconds > 0 else 0.0,
+        )
+        _report(progress, "images", counts.done + counts.failed, total, "img")
+    return counts
+
+
+def embed_taxa(
+    taxa: Sequence[Taxon], encoder, store, text_type: str, progress: Progress | None = None
+) -> int:
+    """Template-averaged text vectors of `taxa`, written chunk by chunk."""
+    done = 0
+    for chunk in _chunks(list(taxa), TAXA_PER_CHUNK):
+        vectors = encoder.encode_taxa(chunk, text_type)
+        store.upsert_taxa(encoder.vector_name, chunk, [t.text(text_type) for t in chunk], vectors)
+        done += len(chunk)
+        _report(progress, "taxa", done, len(taxa), "taxa")
+    return done
+
+
+def run_build(
+    options: BuildOptions,
+    progress: Progress | None = None,
+    loaded: LoadedModel | None = None,
+    store=None,
+    catalog=None,
+) -> BuildSummary:
+    """Ingest (when asked), then embed the images and taxa that have no vector for this model.
+
+    Args:
+        options: what to build, where.
+        progress: called with (fraction, message) per batch; see `progress_message`.
+        loaded: an already loaded model for `options.model` (tests, notebooks); loaded here otherwise.
+        store, catalog: an open `index.store.VectorStore` / `index.catalog.Catalog` to use instead of
+            opening `options.store` / `options.db` (a `":memory:"` store lives only as long as its object).
+            What is passed in is left open; what is opened here is closed.
+
+    Raises:
+        ValueError: an unknown model spec, a bad device. FileNotFoundError: missing collection or folder.
+        index.store.DimensionMismatchError: the store holds this model's vectors at another dimension
+            (raised before anything is written). index.store.StoreUnavailableError: the server is unreachable.
+    """
+    from index.catalog import Catalog
+    from index.readers import read_collection
+    from index.store import open_store
+
+    if loaded is None:
+        resolve_spec(options.model)  # a bad spec fails before any catalog or store is touched
+        check_device(options.device)
+    own_catalog = catalog is None
+    catalog = Catalog(options.db) if own_catalog else catalog
+    own_store = store is None
+    try:
+        ingested = None
+        if options.images:
+            _report(progress, "ingest", 0, 1, "collection")
+            collection = read_collection(Path(options.catalog) if options.catalog else None, Path(options.images))
+            ingested = catalog.ingest(collection)
+            _report(progress, "ingest", 1, 1, "collection")
+        store = open_store(options.store, options.api_key) if own_store else store
+        try:
+            if loaded is None:
+                if not options.device.startswith("cuda"):
+                    set_cpu_threads(options.workers)
+                loaded = load_model(options.model, device=options.device)
+            return _build(options, loaded, store, catalog, ingested, progress)
+        finally:
+            if own_store:
+                store.close()
+    finally:
+        if own_catalog:
+            catalog.close()
+
+
+def _build(options: BuildOptions, loaded: LoadedModel, store, catalog, ingested, progress: Progress | None
+           ) -> BuildSummary:
+    from embed.encoder import Encoder
+    from index.schema import IMAGES, TAXA
+
+    encoder = Encoder(loaded, text_batch_size=options.text_batch_size)
+    vector = loaded.vector_name
+    store.ensure_vector(vector, loaded.dim)  # DimensionMismatchError here: nothing written yet
+    location = store.location
+    run_id = catalog.start_run(vector, options.model, location)
+    try:
+        candidates = catalog.images_to_embed(vector)
+        present = store.ids_with_vector(IMAGES, vector, [r.id for r in candidates]) if candidates else set()
+        written = [r for r in candidates if r.id in present]
+        if written:
+            # Written by a run that was killed before it could mark them: mark, don't encode.
+            catalog.mark_embedded(vector, written)
+            catalog.update_run(run_id, skipped=len(written))
+            logger.info("%d images already in the store: marked, not encoded again", len(written))
+        todo = [r for r in candidates if r.id not in present]
+        counts = embed_images(todo, encoder, store, catalog, run_id, options, progress)
+        taxa = catalog.taxa()
+        refresh = ingested is not None and bool(ingested.added or ingested.updated or ingested.gone)
+        if refresh:  # image counts and common names may have changed: rewrite every taxon
+            taxa_todo = taxa
+        else:
+            have = store.ids_with_vector(TAXA, vector, [point_id(t.key) for t in taxa]) if taxa else set()
+            taxa_todo = [t for t in taxa if point_id(t.key) not in have]
+        taxa_done = embed_taxa(taxa_todo, encoder, store, options.text_type, progress)
+        _report(progress, "optimize", 0, 1, "store")
+        store.optimize()
+        _report(progress, "optimize", 1, 1, "store")
+        catalog.finish_run(run_id, RUN_DONE)
+    except KeyboardInterrupt:
+        catalog.finish_run(run_id, RUN_INTERRUPTED)
+        raise
+    except BaseException:
+        catalog.finish_run(run_id, RUN_FAILED)
+        raise
+    return BuildSummary(
+        run_id=run_id, model=options.model, vector_name=vector, store=location,
+        images_total=len(candidates), images_embedded=counts.done, images_skipped=len(written),
+        images_failed=counts.failed, failures=tuple(counts.failures), taxa_embedded=taxa_done,
+        taxa_total=len(taxa), seconds=counts.seconds, ingested=ingested,
+    )

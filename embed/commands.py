@@ -1,0 +1,147 @@
+"""The subcommands behind `python -m embed`: plain functions taking parsed arguments.
+
+`run(args)` dispatches on `args.command` through `COMMANDS`; a new subcommand adds one entry.
+Results go to stdout, messages and progress bars to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from embed.build import BuildOptions, BuildSummary, parse_progress, run_build
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+_BAR_UNITS = ("img", "taxa")  # stages shown as bars; others are logged once
+_MAX_LISTED_FAILURES = 20
+
+
+class TqdmProgress:
+    """Adapts the services' `progress(fraction, message)` to one tqdm bar per stage (rate, time left)."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable = disable
+        self._bar = None
+        self._stage = ""
+
+    def __call__(self, fraction: float, message: str) -> None:
+        from tqdm import tqdm
+
+        step = parse_progress(message)
+        if step is None:
+            logger.info("%s", message)
+            return
+        stage, done, total, unit = step
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            if unit in _BAR_UNITS:
+                self._bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, disable=self.disable,
+                                 dynamic_ncols=True)
+            else:
+                logger.info("%s ...", stage)
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def format_summary(summary: BuildSummary) -> str:
+    """What `build` prints when it ends."""
+    lines = [
+        f"model:  {summary.model} (vector {summary.vector_name!r})",
+        f"store:  {summary.store}",
+        f"images: {summary.images_embedded} embedded, {summary.images_skipped} already in the store, "
+        f"{summary.images_failed} failed ({summary.rate:.1f} images/s over {summary.seconds:.1f} s)",
+        f"taxa:   {summary.taxa_embedded} embedded ({summary.taxa_total} in the catalog)",
+    ]
+    if summary.ingested is not None:
+        ing = summary.ingested
+        lines.insert(0, f"ingest: {ing.added} added, {ing.updated} updated, {ing.unchanged} unchanged, "
+                        f"{ing.gone} gone, {ing.skipped} skipped ({ing.root})")
+    for problem in summary.failures[:_MAX_LISTED_FAILURES]:
+        lines.append(f"  failed: {problem}")
+    if len(summary.failures) > _MAX_LISTED_FAILURES:
+        lines.append(f"  ... and {len(summary.failures) - _MAX_LISTED_FAILURES} more "
+                     f"(python -m embed status lists the run's failures)")
+    return "\n".join(lines)
+
+
+def build_command(args: argparse.Namespace) -> int:
+    from embed.models import ModelUnavailableError
+    from index.store import StoreError
+
+    options = BuildOptions(
+        model=args.model, store=args.store, db=args.db, api_key=args.api_key, catalog=args.catalog,
+        images=args.images, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        text_type=args.text_type,
+    )
+    progress = TqdmProgress()
+    try:
+        summary = run_build(options, progress=progress)
+    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError) as e:
+        progress.close()
+        logger.error("build failed: %s", e)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        progress.close()
+        logger.error("build interrupted: finished batches are kept; run the same command again to resume")
+        return EXIT_INTERRUPTED
+    progress.close()
+    print(format_summary(summary))
+    return EXIT_OK
+
+
+def status_command(args: argparse.Namespace) -> int:
+    from embed.models import model_vector_name
+    from embed.status import collect_status, format_status
+    from index.catalog import Catalog
+    from index.schema import MEMORY_LOCATION
+    from index.store import StoreError, open_store, resolve_store_location
+
+    location = resolve_store_location(args.store)
+    store, store_error = None, ""
+    is_folder = "://" not in location and location != MEMORY_LOCATION
+    if is_folder and not Path(location).expanduser().exists():
+        store_error = "no store there yet (run `python -m embed build`)"
+    else:
+        try:
+            store = open_store(location, args.api_key)
+        except StoreError as e:
+            store_error = str(e)
+    model = model_vector_name(args.model) if args.model else None
+    try:
+        with Catalog(args.db) as catalog:
+            report = collect_status(catalog, store, model=model, store_error=store_error)
+    finally:
+        if store is not None:
+            store.close()
+    if not report.store:
+        report = type(report)(**{**report.__dict__, "store": location})
+    if args.format == "json":
+        print(json.dumps(asdict(report), default=str, indent=2))
+    else:
+        print(format_status(report))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": build_command,
+    "status": status_command,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand `args.command`; returns the exit status."""
+    return COMMANDS[args.command](args)
