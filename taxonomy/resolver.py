@@ -155,8 +155,8 @@ def resolve_scientific(name: str) -> Lineage | None:
 
 def resolve_scientific_all(name: str) -> list[Lineage]:
     """Every lineage a scientific name can mean (genus homonyms across kingdoms included)."""
-    lineages = [lineage_of_tax_id(tax_id) for tax_id in scientific_tax_ids(name, homonyms=True)]
-    return [lineage for lineage in lineages if not lineage.is_empty]
+    lineages = (lineage_of_tax_id(tax_id) for tax_id in scientific_tax_ids(name, homonyms=True))
+    return list(dict.fromkeys(lineage for lineage in lineages if not lineage.is_empty))
 
 
 @functools.cache
@@ -182,9 +182,9 @@ def resolve_common(name: str) -> list[Lineage]:
     Species come first, then higher ranks (`magpies` is genus Pica); case and hyphens are ignored.
     """
     ids = _common_index()[0].get(_common_key(name), ())
-    lineages = [lineage_of_tax_id(tax_id) for tax_id in ids]
-    lineages = [lineage for lineage in lineages if not lineage.is_empty]
-    return sorted(lineages, key=lambda lineage: -int(lineage.deepest_rank))
+    lineages = (lineage_of_tax_id(tax_id) for tax_id in ids)
+    unique = dict.fromkeys(lineage for lineage in lineages if not lineage.is_empty)  # a subspecies maps to its species
+    return sorted(unique, key=lambda lineage: -int(lineage.deepest_rank))
 
 
 def _scientific_candidates(query: str) -> list[str]:

@@ -37,6 +37,25 @@ def test_help_is_fast():
     assert time.perf_counter() - start < 1.0
 
 
+def test_importing_taxonomy_loads_neither_ete3_nor_taxoniq():
+    code = "import sys, taxonomy, taxonomy.__main__; print(sorted(m for m in sys.modules if m in ('ete3', 'taxoniq')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_lazy_exports_are_the_real_objects():
+    import taxonomy
+    from taxonomy.resolver import resolve_scientific
+    from taxonomy.tree import TaxonTree
+    from taxonomy.validate import reconcile
+
+    assert (taxonomy.TaxonTree, taxonomy.resolve_scientific, taxonomy.reconcile) == (
+        TaxonTree, resolve_scientific, reconcile,
+    )
+    with pytest.raises(AttributeError, match="no attribute 'Tree'"):
+        taxonomy.Tree
+
+
 def test_parse_args_normalises_and_defaults(catalog):
     args = parse_args(["resolve", "  Pica   hudsonia ", "black-billed magpie"])
     assert args.names == ["Pica hudsonia", "black-billed magpie"] and args.format == "table" and args.matches == 5
