@@ -1,0 +1,343 @@
+"""The server store: qdrant-client to a Qdrant server or cluster, or `QdrantClient(":memory:")` for tests.
+
+Collections `images` and `taxa` with one named vector per model; a new model's vector is added
+to an existing collection with `create_vector_name`. Keyword payload indexes are created with
+the collection, before any point. (qdrant-client's local mode accepts them but does not keep
+them: its `get_collection().payload_schema` is always empty; a server reports them.)
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from index.convert import as_queries, check_point_id
+from index.filters import FilterSpec, SearchFilter, filter_spec
+from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
+from index.store import (
+    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, Hit, StoreError,
+    StoreUnavailableError, VectorStore, _check_positive,
+)
+
+logger = logging.getLogger(__name__)
+
+SCROLL_PAGE = 512
+T = TypeVar("T")
+
+
+def _client_filter(spec: FilterSpec | None) -> models.Filter | None:
+    if spec is None:
+        return None
+
+    def condition(field: str, values: tuple[str, ...]) -> models.FieldCondition:
+        match: Any = models.MatchValue(value=values[0]) if len(values) == 1 else models.MatchAny(any=list(values))
+        return models.FieldCondition(key=field, match=match)
+
+    must: list[Any] = [condition(f, v) for f, v in spec.must]
+    if spec.ids is not None:
+        must.append(models.HasIdCondition(has_id=list(spec.ids)))
+    if spec.has_vector is not None:
+        must.append(models.HasVectorCondition(has_vector=spec.has_vector))
+    must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
+    return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
+    vector = None
+    if vector_name is not None and isinstance(point.vector, dict) and vector_name in point.vector:
+        vector = np.asarray(point.vector[vector_name], dtype=np.float32)
+    return Hit(str(point.id), score, dict(point.payload or {}), vector, group)
+
+
+class ClientStore(VectorStore):
+    """Both collections through one `QdrantClient` (SPEC §6)."""
+
+    def __init__(self, client: QdrantClient, location: str = MEMORY_LOCATION) -> None:
+        self._client = client
+        self.location = location
+        self._dims: dict[str, dict[str, int] | None] = {c: None for c in COLLECTIONS}
+        self._closed = False
+
+    @classmethod
+    def in_memory(cls) -> ClientStore:
+        return cls(QdrantClient(location=MEMORY_LOCATION), MEMORY_LOCATION)
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        api_key: str | None = None,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+        timeout_s: int = DEFAULT_TIMEOUT_S,
+    ) -> ClientStore:
+        """Connect to the server at `url`, probing it up to `retries` times with exponential back-off.
+
+        Raises StoreUnavailableError naming the URL when it never answers, StoreError when it
+        refuses the API key.
+        """
+        _check_positive(retries, "retries")
+        if backoff_s < 0:
+            raise ValueError(f"backoff_s must be >= 0, got {backoff_s!r}")
+        client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s, check_compatibility=False)
+        last: Exception | None = None
+        for attempt in range(retries):
+            try:
+                client.get_collections()
+                return cls(client, url)
+            except UnexpectedResponse as e:
+                client.close()
+                if e.status_code in (401, 403):
+                    raise StoreError(
+                        f"the Qdrant server at {url} refused the API key (HTTP {e.status_code}); "
+                        "pass --api-key or set TOL_QDRANT_API_KEY"
+                    ) from e
+                raise StoreError(f"the Qdrant server at {url} answered HTTP {e.status_code}: {e}") from e
+            except (ResponseHandlingException, OSError) as e:
+                last = e
+                if attempt + 1 < retries:
+                    wait = backoff_s * 2**attempt
+                    logger.warning("Qdrant server at %s unreachable (%s); retry %d/%d in %.2fs",
+                                   url, e, attempt + 1, retries - 1, wait)
+                    time.sleep(wait)
+        client.close()
+        raise StoreUnavailableError(
+            f"the Qdrant server at {url} is unreachable after {retries} attempts: {last}. "
+            "Start it (docker compose up qdrant) or check --store / TOL_STORE"
+        ) from last
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise StoreError(f"the store {self.location} is closed")
+        try:
+            return fn(*args, **kwargs)
+        except ResponseHandlingException as e:
+            raise StoreUnavailableError(f"the Qdrant server at {self.location} stopped answering: {e}") from e
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def _refresh(self, collection: str) -> dict[str, int]:
+        dims: dict[str, int] = {}
+        if self._call(self._client.collection_exists, collection):
+            vectors = self._call(self._client.get_collection, collection).config.params.vectors
+            if not isinstance(vectors, dict):
+                raise StoreError(
+                    f"collection {collection!r} at {self.location} has an unnamed vector; this project "
+                    "stores one named vector per model (SPEC §5)"
+                )
+            dims = {name: int(params.size) for name, params in vectors.items()}
+        self._dims[collection] = dims
+        return dims
+
+    def vector_names(self, collection: str) -> dict[str, int]:
+        check_collection(collection)
+        dims = self._dims[collection]
+        return dict(dims if dims is not None else self._refresh(collection))
+
+    def _dim_of(self, collection: str, vector_name: str) -> int:
+        # Another writer may have added the vector since it was cached.
+        if vector_name not in self.vector_names(collection):
+            self._refresh(collection)
+        return super()._dim_of(collection, vector_name)
+
+    def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
+        for collection in collections:
+            self._refresh(check_collection(collection))
+        for collection in self._check_new_dims(name, dim, collections):
+            params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
+            if not self._call(self._client.collection_exists, collection):
+                self._call(self._client.create_collection, collection, vectors_config={name: params})
+                for field in KEYWORD_INDEX_FIELDS:
+                    self._call(
+                        self._client.create_payload_index, collection, field,
+                        field_schema=models.PayloadSchemaType.KEYWORD,
+                    )
+                logger.info("created collection %r at %s with vector %r (%d-d)", collection, self.location, name, dim)
+            else:
+                config = models.DenseVectorNameConfig(
+                    dense=models.DenseVectorConfig(size=dim, distance=models.Distance.COSINE)
+                )
+                self._call(self._client.create_vector_name, collection, name, config)
+                logger.info("added vector %r (%d-d) to %r at %s", name, dim, collection, self.location)
+            self._refresh(collection)
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def _upsert(
+        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
+    ) -> None:
+        self.ensure_vector(vector, int(matrix.shape[1]), (collection,))
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            chunk = slice(start, start + UPSERT_CHUNK)
+            self._upsert_chunk(collection, vector, ids[chunk], payloads[chunk], matrix[chunk])
+
+    def _upsert_chunk(
+        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
+    ) -> None:
+        stored = {
+            str(p.id): p.payload or {}
+            for p in self._call(self._client.retrieve, collection, ids, with_payload=True, with_vectors=False)
+        }
+        rows = matrix.tolist()
+        operations: list[Any] = []
+        new = [models.PointStruct(id=i, vector={vector: r}, payload=p)
+               for i, p, r in zip(ids, payloads, rows) if i not in stored]
+        if new:
+            operations.append(models.UpsertOperation(upsert=models.PointsList(points=new)))
+        old = [models.PointVectors(id=i, vector={vector: r}) for i, r in zip(ids, rows) if i in stored]
+        if old:
+            operations.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(points=old)))
+        operations.extend(
+            models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
+            for i, p in zip(ids, payloads)
+            if i in stored and stored[i] != p
+        )
+        if operations:
+            self._call(self._client.batch_update_points, collection, operations, wait=True)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:
+        ids = [check_point_id(i) for i in ids]
+        if not ids or vector not in self.vector_names(collection):
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(ids), SCROLL_PAGE):
+            chunk = ids[start : start + SCROLL_PAGE]
+            points, _ = self._call(
+                self._client.scroll, collection, scroll_filter=_client_filter(filter_spec(ids=chunk, has_vector=vector)),
+                limit=len(chunk), with_payload=False, with_vectors=False,
+            )
+            found.update(str(p.id) for p in points)
+        return found
+
+    def count(self, collection: str, filter: SearchFilter | None = None, vector: str | None = None) -> int:
+        names = self.vector_names(collection)
+        if not names or (vector is not None and vector not in names):
+            return 0
+        spec = filter_spec(filter, has_vector=vector)
+        return int(self._call(self._client.count, collection, count_filter=_client_filter(spec), exact=True).count)
+
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        query: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        group_by: str | None = None,
+        group_size: int = 1,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        vector = self._search_args(collection, vector_name, query, k, group_by, group_size).tolist()
+        common: dict[str, Any] = dict(
+            query=vector, using=vector_name, query_filter=_client_filter(filter_spec(filter)),
+            search_params=models.SearchParams(hnsw_ef=hnsw_ef, exact=exact), limit=k, with_payload=True,
+            with_vectors=[vector_name] if with_vectors else False,
+        )
+        out = vector_name if with_vectors else None
+        if group_by is None:
+            points = self._call(self._client.query_points, collection, **common).points
+            return [_hit(p, float(p.score), out) for p in points]
+        result = self._call(
+            self._client.query_points_groups, collection, group_by=group_by, group_size=group_size, **common
+        )
+        return [_hit(p, float(p.score), out, str(group.id)) for group in result.groups for p in group.hits]
+
+    def search_batch(
+        self,
+        collection: str,
+        vector_name: str,
+        queries: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[Hit]]:
+        _check_positive(k, "k")
+        matrix = as_queries(queries, self._dim_of(collection, vector_name))
+        if not len(matrix):
+            return []
+        query_filter = _client_filter(filter_spec(filter))
+        params = models.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+        requests = [
+            models.QueryRequest(query=q.tolist(), using=vector_name, filter=query_filter, params=params,
+                                limit=k, with_payload=True)
+            for q in matrix
+        ]
+        answers = self._call(self._client.query_batch_points, collection, requests)
+        return [[_hit(p, float(p.score)) for p in answer.points] for answer in answers]
+
+    def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
+        if vector_name is not None:
+            self._dim_of(collection, vector_name)
+        ids = [check_point_id(i) for i in ids]
+        if not ids or not self.vector_names(collection):
+            return []
+        points = self._call(
+            self._client.retrieve, collection, ids, with_payload=True,
+            with_vectors=[vector_name] if vector_name else False,
+        )
+        by_id = {str(p.id): _hit(p, None, vector_name) for p in points}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def scroll(self, collection: str, filter: SearchFilter | None = None, limit: int | None = None) -> Iterator[Hit]:
+        if limit is not None:
+            _check_positive(limit, "limit")
+        if not self.vector_names(collection):
+            return
+        scroll_filter = _client_filter(filter_spec(filter))
+        offset: Any = None
+        left = limit
+        while left is None or left > 0:
+            page = SCROLL_PAGE if left is None else min(SCROLL_PAGE, left)
+            points, offset = self._call(
+                self._client.scroll, collection, scroll_filter=scroll_filter, limit=page, offset=offset,
+                with_payload=True, with_vectors=False,
+            )
+            for point in points:
+                yield _hit(point, None)
+            if left is not None:
+                left -= len(points)
+            if offset is None:
+                return
+
+    def facet_counts(
+        self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
+    ) -> dict[str, int]:
+        check_keyword_field(field, "facet field")
+        _check_positive(limit, "limit")
+        if not self.vector_names(collection):
+            return {}
+        response = self._call(
+            self._client.facet, collection, field, facet_filter=_client_filter(filter_spec(filter)),
+            limit=limit, exact=True,
+        )
+        counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
+        return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def optimize(self) -> None:
+        # A server builds its HNSW graphs in the background; local mode scans and has none to build.
+        logger.debug("optimize(): nothing to do for %s; the server indexes on its own", self.location)
+
+    def flush(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.location} is closed")  # writes use wait=True: nothing pending
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+

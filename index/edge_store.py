@@ -1,0 +1,412 @@
+"""The embedded store: qdrant-edge-py, the Qdrant engine in-process, one shard folder per collection.
+
+    <root>/images/   an EdgeShard: edge_config.json, wal/, segments/
+    <root>/taxa/     the same; each loads on its own with `qdrant_edge.EdgeShard.load(path)`
+
+What the edge engine (qdrant-edge-py 0.9) offers, and how this module uses it:
+- A shard needs at least one vector to be created, so a collection's shard is created by the
+  first `ensure_vector`, with that model's vector declared; the keyword payload indexes are
+  created right after, before any point. Further models are added to the existing shard with
+  `UpdateOperation.create_dense_vector`, which the engine persists in `edge_config.json`.
+- `EdgeShard` has no call that returns its vector configuration (`info()` gives segment and
+  point counts, indexed vectors and the payload index schema), so the vector names and
+  dimensions are read from `edge_config.json`, the file the engine documents as its
+  persisted configuration, and kept in memory as vectors are added.
+- Upserting a point replaces all its vectors, so points that exist get `update_vectors` (which
+  keeps the other models' vectors) and, where it changed, `overwrite_payload`.
+- `facet` needs a keyword index on the field (all facetable fields have one). There is no
+  grouped query: `search(group_by=...)` over-fetches and groups like Qdrant, then fills groups
+  that came up short with one batched query per group.
+- Only one `EdgeShard` may hold a folder (the WAL is locked): a second open fails; this module
+  refuses it before trying in this process, and names the folder when another process holds it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from index.convert import as_queries, check_point_id
+from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
+from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, check_collection, check_keyword_field
+from index.store import (
+    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, StoreError, StoreLockedError, VectorStore, _check_positive,
+)
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "edge_config.json"  # written by the engine on create, load and create_dense_vector
+SCROLL_PAGE = 512
+GROUP_FETCH_START = 64  # first over-fetch of a grouped search, times k * group_size
+GROUP_FETCH_MAX = 65_536  # stop widening there: groups that are still missing are very rare
+_DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
+
+_open_roots: set[Path] = set()
+_open_lock = threading.Lock()
+
+
+def _vectors_on_disk(shard_dir: Path) -> dict[str, int]:
+    config = json.loads((shard_dir / CONFIG_FILE).read_text())
+    return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+
+
+def _edge_filter(spec: FilterSpec | None) -> qe.Filter | None:
+    if spec is None:
+        return None
+
+    def condition(field: str, values: tuple[str, ...]) -> qe.FieldCondition:
+        match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(list(values))
+        return qe.FieldCondition(field, match=match)
+
+    must: list[Any] = [condition(f, v) for f, v in spec.must]
+    if spec.ids is not None:
+        must.append(qe.HasIdCondition({uuid.UUID(i) for i in spec.ids}))
+    if spec.has_vector is not None:
+        must.append(qe.HasVectorCondition(spec.has_vector))
+    must_not = [condition(f, v) for f, v in spec.must_not]
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
+    vector = None
+    if vector_name is not None and point.vector and vector_name in point.vector:
+        vector = np.asarray(point.vector[vector_name], dtype=np.float32)
+    return Hit(str(point.id), score, dict(point.payload or {}), vector, group)
+
+
+class EdgeStore(VectorStore):
+    """Both collections as qdrant-edge shards under `root` (SPEC §6)."""
+
+    def __init__(self, root: str | Path, settings: EdgeSettings | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.location = str(self.root)
+        self.settings = settings or EdgeSettings()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"store location {self.root} is a file; expected a folder (created when missing)")
+        with _open_lock:
+            if self.root in _open_roots:
+                raise StoreLockedError(
+                    f"the embedded store {self.root} is already open in this process; close it first "
+                    "(only one EdgeShard may hold a folder)"
+                )
+            _open_roots.add(self.root)
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._dims: dict[str, dict[str, int]] = {c: {} for c in COLLECTIONS}
+        self._closed = False
+        try:
+            for collection in COLLECTIONS:
+                if (self.root / collection / CONFIG_FILE).exists():
+                    self._load(collection)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- shards -------------------------------------------------------------------------------
+
+    def _edge_config(self, vectors: dict[str, int]) -> qe.EdgeConfig:
+        s = self.settings
+        hnsw = None
+        if s.hnsw_m is not None or s.hnsw_ef_construct is not None or s.full_scan_threshold_kb is not None:
+            hnsw = qe.HnswIndexConfig(
+                m=s.hnsw_m if s.hnsw_m is not None else _DEFAULTS["m"],
+                ef_construct=s.hnsw_ef_construct if s.hnsw_ef_construct is not None else _DEFAULTS["ef_construct"],
+                full_scan_threshold=(
+                    s.full_scan_threshold_kb if s.full_scan_threshold_kb is not None else _DEFAULTS["full_scan_threshold"]
+                ),
+            )
+        optimizers = None
+        if s.indexing_threshold_kb is not None:
+            optimizers = qe.EdgeOptimizersConfig(indexing_threshold=s.indexing_threshold_kb)
+        params = {n: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for n, d in vectors.items()}
+        return qe.EdgeConfig(
+            vectors=params, hnsw_config=hnsw, optimizers=optimizers, max_search_threads=s.max_search_threads
+        )
+
+    def _has_settings(self) -> bool:
+        return any(v is not None for v in vars(self.settings).values())
+
+    def _load(self, collection: str) -> None:
+        path = self.root / collection
+        dims = _vectors_on_disk(path)
+        config = self._edge_config(dims) if self._has_settings() and dims else None
+        try:
+            self._shards[collection] = qe.EdgeShard.load(str(path), config)
+        except Exception as e:
+            if "WouldBlock" in str(e) or "lock" in str(e).lower():
+                raise StoreLockedError(
+                    f"the shard folder {path} is in use: another process (a build, the UI) may hold it; "
+                    "only one EdgeShard may open a folder at a time"
+                ) from e
+            raise StoreError(f"could not load the shard folder {path}: {e}") from e
+        self._dims[collection] = dims
+
+    def _shard(self, collection: str) -> qe.EdgeShard | None:
+        if self._closed:
+            raise StoreError(f"the embedded store {self.root} is closed")
+        return self._shards.get(check_collection(collection))
+
+    def _create(self, collection: str, name: str, dim: int) -> None:
+        path = self.root / collection
+        path.mkdir(parents=True, exist_ok=True)
+        shard = qe.EdgeShard.create(str(path), self._edge_config({name: dim}))
+        # Indexes first: the engine then indexes each point as it is written.
+        for field in KEYWORD_INDEX_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        self._shards[collection] = shard
+        self._dims[collection] = {name: dim}
+        logger.info("created shard %s with vector %r (%d-d)", path, name, dim)
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
+        for collection in self._check_new_dims(name, dim, collections):
+            shard = self._shard(collection)
+            if shard is None:
+                self._create(collection, name, dim)
+            else:
+                shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
+                self._dims[collection][name] = dim
+                logger.info("added vector %r (%d-d) to %s", name, dim, self.root / collection)
+
+    def vector_names(self, collection: str) -> dict[str, int]:
+        check_collection(collection)
+        return dict(self._dims[collection])
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def _upsert(
+        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
+    ) -> None:
+        self.ensure_vector(vector, int(matrix.shape[1]), (collection,))
+        shard = self._shard(collection)
+        assert shard is not None
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            chunk = slice(start, start + UPSERT_CHUNK)
+            self._upsert_chunk(shard, vector, ids[chunk], payloads[chunk], matrix[chunk])
+
+    @staticmethod
+    def _upsert_chunk(
+        shard: qe.EdgeShard, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
+    ) -> None:
+        stored = {str(p.id): p.payload or {} for p in shard.retrieve(ids, with_payload=True, with_vector=False)}
+        rows = matrix.tolist()
+        new = [qe.Point(i, {vector: r}, p) for i, p, r in zip(ids, payloads, rows) if i not in stored]
+        if new:
+            shard.update(qe.UpdateOperation.upsert_points(new))
+        old = [qe.PointVectors(i, {vector: r}) for i, r in zip(ids, rows) if i in stored]
+        if old:
+            shard.update(qe.UpdateOperation.update_vectors(old))
+        for i, p in zip(ids, payloads):
+            if i in stored and stored[i] != p:
+                shard.update(qe.UpdateOperation.overwrite_payload([i], p))
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:
+        shard = self._shard(collection)
+        ids = [check_point_id(i) for i in ids]
+        if shard is None or vector not in self._dims[collection] or not ids:
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(ids), SCROLL_PAGE):
+            chunk = ids[start : start + SCROLL_PAGE]
+            request = qe.ScrollRequest(
+                limit=len(chunk), filter=_edge_filter(filter_spec(ids=chunk, has_vector=vector)),
+                with_payload=False, with_vector=False,
+            )
+            points, _ = shard.scroll(request)
+            found.update(str(p.id) for p in points)
+        return found
+
+    def count(self, collection: str, filter: SearchFilter | None = None, vector: str | None = None) -> int:
+        shard = self._shard(collection)
+        if shard is None or (vector is not None and vector not in self._dims[collection]):
+            return 0
+        return shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filter_spec(filter, has_vector=vector))))
+
+    def _request(
+        self, query: np.ndarray, vector_name: str, limit: int, spec: FilterSpec | None,
+        exact: bool, hnsw_ef: int | None, with_vectors: bool,
+    ) -> qe.QueryRequest:
+        return qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(query.tolist(), using=vector_name),
+            filter=_edge_filter(spec),
+            params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
+            with_payload=True,
+            with_vector=[vector_name] if with_vectors else False,
+        )
+
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        query: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        group_by: str | None = None,
+        group_size: int = 1,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        vector = self._search_args(collection, vector_name, query, k, group_by, group_size)
+        shard = self._shard(collection)
+        assert shard is not None  # _search_args found the vector, so the shard exists
+        vector_out = vector_name if with_vectors else None
+
+        def run(limit: int, spec: FilterSpec | None) -> list[Hit]:
+            request = self._request(vector, vector_name, limit, spec, exact, hnsw_ef, with_vectors)
+            return [_hit(p, float(p.score), vector_out) for p in shard.query(request)]
+
+        if group_by is None:
+            return run(k, filter_spec(filter))
+        return self._grouped(shard, run, vector, vector_name, filter, group_by, k, group_size, exact, hnsw_ef, with_vectors)
+
+    def _grouped(
+        self, shard: qe.EdgeShard, run: Any, vector: np.ndarray, vector_name: str, filter: SearchFilter | None,
+        group_by: str, k: int, group_size: int, exact: bool, hnsw_ef: int | None, with_vectors: bool,
+    ) -> list[Hit]:
+        spec = filter_spec(filter)
+        limit = max(GROUP_FETCH_START, 4 * k * group_size)
+        while True:
+            hits = run(limit, spec)
+            groups = group_hits(hits, group_by, k, group_size)
+            exhausted = len(hits) < limit
+            if exhausted or len(groups) >= k or limit >= GROUP_FETCH_MAX:
+                break
+            limit = min(limit * 4, GROUP_FETCH_MAX)
+        short = [i for i, (_, members) in enumerate(groups) if len(members) < group_size]
+        if short and not exhausted:
+            # The groups are settled (first k to appear); fill the short ones with their own best hits.
+            requests = [
+                self._request(
+                    vector, vector_name, group_size, filter_spec(filter, also=[(group_by, groups[i][0])]),
+                    exact, hnsw_ef, with_vectors,
+                )
+                for i in short
+            ]
+            vector_out = vector_name if with_vectors else None
+            for i, points in zip(short, shard.query_batch(qe.QueryBatchRequest(requests))):
+                value, members = groups[i]
+                seen = {h.id for h in members}
+                members = members + [_hit(p, float(p.score), vector_out) for p in points if str(p.id) not in seen]
+                members.sort(key=lambda h: -(h.score or 0.0))
+                groups[i] = (value, members[:group_size])
+        return [Hit(h.id, h.score, h.payload, h.vector, value) for value, members in groups for h in members]
+
+    def search_batch(
+        self,
+        collection: str,
+        vector_name: str,
+        queries: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[Hit]]:
+        _check_positive(k, "k")
+        matrix = as_queries(queries, self._dim_of(collection, vector_name))
+        shard = self._shard(collection)
+        assert shard is not None
+        spec = filter_spec(filter)
+        requests = [self._request(q, vector_name, k, spec, exact, hnsw_ef, False) for q in matrix]
+        answers = shard.query_batch(qe.QueryBatchRequest(requests)) if requests else []
+        return [[_hit(p, float(p.score)) for p in points] for points in answers]
+
+    def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
+        if vector_name is not None:
+            self._dim_of(collection, vector_name)
+        shard = self._shard(collection)
+        ids = [check_point_id(i) for i in ids]
+        if shard is None or not ids:
+            return []
+        points = shard.retrieve(ids, with_payload=True, with_vector=[vector_name] if vector_name else False)
+        by_id = {str(p.id): _hit(p, None, vector_name) for p in points}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def scroll(self, collection: str, filter: SearchFilter | None = None, limit: int | None = None) -> Iterator[Hit]:
+        if limit is not None:
+            _check_positive(limit, "limit")
+        shard = self._shard(collection)
+        if shard is None:
+            return
+        edge_filter = _edge_filter(filter_spec(filter))
+        offset: Any = None
+        left = limit
+        while left is None or left > 0:
+            page = SCROLL_PAGE if left is None else min(SCROLL_PAGE, left)
+            points, offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=page, filter=edge_filter, with_payload=True, with_vector=False)
+            )
+            for point in points:
+                yield _hit(point, None)
+            if left is not None:
+                left -= len(points)
+            if offset is None:
+                return
+
+    def facet_counts(
+        self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
+    ) -> dict[str, int]:
+        check_keyword_field(field, "facet field")
+        _check_positive(limit, "limit")
+        shard = self._shard(collection)
+        if shard is None:
+            return {}
+        response = shard.facet(qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(filter_spec(filter))))
+        counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
+        return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def optimize(self) -> None:
+        for collection, shard in self._shards.items():
+            if self._closed:
+                break
+            changed = shard.optimize()
+            logger.info("optimized %s: %s", self.root / collection, "indexes built" if changed else "already optimal")
+
+    def flush(self) -> None:
+        if self._closed:
+            raise StoreError(f"the embedded store {self.root} is closed")
+        for shard in self._shards.values():
+            shard.flush()
+
+    def info(self, collection: str) -> dict[str, Any]:
+        """What the engine reports for a collection's shard (segments, points, indexed vectors, indexes)."""
+        shard = self._shard(collection)
+        if shard is None:
+            return {}
+        info = shard.info()
+        return {
+            "segments": info.segments_count,
+            "points": info.points_count,
+            "indexed_vectors": info.indexed_vectors_count,
+            "payload_indexes": {k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in info.payload_schema.items()},
+            "vectors": dict(self._dims[collection]),
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for shard in self._shards.values():
+                try:
+                    shard.flush()
+                finally:
+                    shard.close()
+        finally:
+            self._shards.clear()
+            with _open_lock:
+                _open_roots.discard(self.root)

@@ -1,0 +1,133 @@
+"""Search filters and grouping, written once and translated by each store.
+
+`SearchFilter` is what callers pass; `FilterSpec` is its engine-neutral form (field conditions,
+ids, a vector that must be present), which `index.edge_store` and `index.client_store` turn
+into their own filter objects. `group_hits` groups scored hits the way Qdrant's
+`query_points_groups` does, for the engine that has no groups (the edge shard).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from index.schema import LINEAGE, RANK, SOURCE, SPLIT
+from taxonomy import Rank
+
+if TYPE_CHECKING:
+    from index.store import Hit
+
+
+def _keys(value: object, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    keys = tuple(value)  # type: ignore[arg-type]
+    bad = [k for k in keys if not isinstance(k, str) or not k.strip()]
+    if bad:
+        raise ValueError(f"SearchFilter.{what}: expected taxon keys such as 'Animalia/Chordata/Aves', got {bad!r}")
+    return keys
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Which points a search, count, scroll or facet may return.
+
+    within: clade keys; a point matches when its `lineage` contains ANY of them (one clade, or a
+        union such as birds or mammals). Keys, not names, so genus Morus of the plants and of the
+        gannets never mix.
+    exclude: clade keys; a point matches only when its `lineage` contains NONE of them.
+    rank: payload `rank` equals this rank's label (the taxa of one rank, or images labelled to it).
+    split, source: payload equality.
+    """
+
+    within: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    rank: Rank | None = None
+    split: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "within", _keys(self.within, "within"))
+        object.__setattr__(self, "exclude", _keys(self.exclude, "exclude"))
+        if self.rank is not None:
+            object.__setattr__(self, "rank", Rank.parse(self.rank))
+        for name in ("split", "source"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"SearchFilter.{name}: expected a non-empty string or None, got {value!r}")
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.within or self.exclude or self.rank is not None or self.split or self.source)
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """Engine-neutral filter: every `must` holds, no `must_not` holds.
+
+    A condition is (field, values): the field's value, or one of an array field's values,
+    equals one of `values`.
+    """
+
+    must: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    must_not: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ids: tuple[str, ...] | None = None
+    has_vector: str | None = None
+
+
+def filter_spec(
+    search_filter: SearchFilter | None = None,
+    *,
+    has_vector: str | None = None,
+    ids: Sequence[str] | None = None,
+    also: Iterable[tuple[str, str]] = (),
+) -> FilterSpec | None:
+    """The neutral form of `search_filter` plus extra conditions; None when nothing filters."""
+    must: list[tuple[str, tuple[str, ...]]] = []
+    must_not: list[tuple[str, tuple[str, ...]]] = []
+    if search_filter is not None:
+        if search_filter.within:
+            must.append((LINEAGE, search_filter.within))
+        if search_filter.exclude:
+            must_not.append((LINEAGE, search_filter.exclude))
+        if search_filter.rank is not None:
+            must.append((RANK, (search_filter.rank.label,)))
+        if search_filter.split:
+            must.append((SPLIT, (search_filter.split,)))
+        if search_filter.source:
+            must.append((SOURCE, (search_filter.source,)))
+    must.extend((name, (value,)) for name, value in also)
+    if not must and not must_not and ids is None and has_vector is None:
+        return None
+    return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector)
+
+
+def group_values(payload: dict[str, Any], group_by: str) -> list[str]:
+    """The groups a point falls in: its value of `group_by`, each value of an array; none if absent."""
+    value = payload.get(group_by)
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [str(v) for v in values if v is not None and not isinstance(v, (dict, list))]
+
+
+@dataclass
+class _Group:
+    value: str
+    hits: list[Hit] = field(default_factory=list)
+
+
+def group_hits(hits: Sequence[Hit], group_by: str, k: int, group_size: int) -> list[tuple[str, list[Hit]]]:
+    """Qdrant's grouping over hits sorted by score: the first `k` groups to appear, best first,
+    each with its best `group_size` hits. A point in several groups (an array field) counts in each."""
+    groups: dict[str, _Group] = {}
+    for hit in hits:
+        for value in group_values(hit.payload, group_by):
+            group = groups.get(value)
+            if group is None:
+                if len(groups) >= k:
+                    continue
+                group = groups[value] = _Group(value)
+            if len(group.hits) < group_size:
+                group.hits.append(hit)
+    return [(g.value, g.hits) for g in groups.values()]

@@ -1,0 +1,346 @@
+"""The vector store facade: one interface, two Qdrant back ends, chosen from a location string.
+
+    open_store("./var/qdrant")           -> EdgeStore: qdrant-edge-py in-process, one shard per collection
+    open_store(":memory:")               -> ClientStore(QdrantClient(":memory:")), for tests
+    open_store("https://host:6333", key) -> ClientStore to a Qdrant server or cluster
+
+Like qdrant-client's `QdrantBase`, `VectorStore` writes the interface down once; the back ends
+subclass it. The record-to-payload conversion and the argument checks are shared here, so both
+engines store and answer the same things. Nothing returned from this module or its back ends
+is a qdrant object. qdrant_edge and qdrant_client are imported only when a store is opened.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from index.convert import as_matrix, as_query, check_unique, image_payload, taxon_payload, taxon_point_id
+from index.filters import SearchFilter
+from index.records import ImageRecord
+from index.schema import (
+    API_KEY_ENV, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, STORE_ENV, TAXA, URL_SCHEMES,
+    check_collection, check_dim, check_keyword_field, check_vector_name,
+)
+from taxonomy.taxon import Taxon
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DimensionMismatchError", "EdgeSettings", "Hit", "MissingVectorError", "SearchFilter", "StoreError",
+    "StoreLockedError", "StoreUnavailableError", "VectorStore", "open_store", "resolve_api_key",
+    "resolve_store_location",
+]
+
+DEFAULT_RETRIES = 5
+DEFAULT_BACKOFF_S = 0.5  # first wait; doubles on each retry: 0.5 + 1 + 2 + 4 s before giving up
+DEFAULT_TIMEOUT_S = 30
+FACET_LIMIT = 100_000  # facet values returned at most: every genus of a large collection
+UPSERT_CHUNK = 512  # points per engine update: bounds the size of one WAL entry or HTTP request
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class StoreError(RuntimeError):
+    """A vector store could not do what was asked."""
+
+
+class DimensionMismatchError(StoreError, ValueError):
+    """A collection already holds this model's vector with another dimension."""
+
+    def __init__(self, collection: str, vector: str, existing: int, requested: int) -> None:
+        self.collection, self.vector, self.existing, self.requested = collection, vector, existing, requested
+        super().__init__(
+            f"collection {collection!r} already has vector {vector!r} of dimension {existing}, "
+            f"not {requested}; nothing was written. Use another vector name for this model, "
+            "or rebuild the store without the old one"
+        )
+
+
+class MissingVectorError(StoreError, ValueError):
+    """A search or read names a vector the collection does not have."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The Qdrant server could not be reached."""
+
+
+class StoreLockedError(StoreError):
+    """An embedded shard folder is already open, in this process or another."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One point: from a search (`score` set), or from retrieve/scroll (`score` None).
+
+    `vector` is the stored, unit-normalised vector when it was asked for. `group` is the value
+    of the `group_by` field that put the hit in its group.
+    """
+
+    id: str
+    score: float | None
+    payload: dict[str, Any]
+    vector: np.ndarray | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Engine knobs of the embedded shards, applied when a shard is created or loaded.
+
+    None keeps what the shard has (Qdrant's defaults for a new one: m=16, ef_construct=100,
+    full_scan_threshold 10,000 KB, indexing_threshold 10,000 KB, i.e. about 5,000 512-d
+    float32 vectors per segment before `optimize()` builds an HNSW graph for it).
+    """
+
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    full_scan_threshold_kb: int | None = None
+    indexing_threshold_kb: int | None = None
+    max_search_threads: int | None = None
+
+
+class VectorStore:
+    """The two collections of SPEC §5, `images` and `taxa`, one named vector per model."""
+
+    location: str = ""
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
+        """Create the collections and this model's named vector where missing (cosine distance).
+
+        Keyword payload indexes are created with a collection, before any point is written.
+        Raises DimensionMismatchError, writing nothing, when a collection has `name` with another dim.
+        """
+        raise NotImplementedError()
+
+    def vector_names(self, collection: str) -> dict[str, int]:
+        """The named vectors of a collection, name -> dimension; {} when it does not exist yet."""
+        raise NotImplementedError()
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def upsert_images(self, vector: str, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        """Write image points (id = record.id) with this model's vector; other models' vectors stay."""
+        records = list(records)
+        matrix = as_matrix(vectors, len(records), f"vectors for {len(records)} images")
+        ids = [r.id for r in records]
+        check_unique(ids, "images")
+        self._upsert(IMAGES, vector, ids, [image_payload(r) for r in records], matrix)
+
+    def upsert_taxa(self, vector: str, taxa: Sequence[Taxon], texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Write taxon points (id = point_id(taxon.key)); `texts[i]` is what was embedded for `taxa[i]`."""
+        taxa, texts = list(taxa), list(texts)
+        if len(texts) != len(taxa):
+            raise ValueError(f"upsert_taxa: {len(taxa)} taxa but {len(texts)} texts; expected one text per taxon")
+        matrix = as_matrix(vectors, len(taxa), f"vectors for {len(taxa)} taxa")
+        ids = [taxon_point_id(t) for t in taxa]
+        check_unique(ids, "taxa")
+        self._upsert(TAXA, vector, ids, [taxon_payload(t, x) for t, x in zip(taxa, texts)], matrix)
+
+    def _upsert(
+        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
+    ) -> None:
+        """Insert new points; on existing ones set this vector and replace a changed payload."""
+        raise NotImplementedError()
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` already carry `vector`: what a resumed build need not embed again."""
+        raise NotImplementedError()
+
+    def count(self, collection: str, filter: SearchFilter | None = None, vector: str | None = None) -> int:
+        """Exact number of points matching `filter` (and carrying `vector` when given)."""
+        raise NotImplementedError()
+
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        query: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        group_by: str | None = None,
+        group_size: int = 1,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """The `k` nearest points by cosine similarity, best first.
+
+        With `group_by` (an indexed keyword field, e.g. `species`), `k` counts groups: the `k`
+        best groups, each with its `group_size` best hits, flattened group by group.
+        `exact` scans every vector; `hnsw_ef` widens the HNSW beam (both trade speed for recall).
+        """
+        raise NotImplementedError()
+
+    def search_batch(
+        self,
+        collection: str,
+        vector_name: str,
+        queries: np.ndarray,
+        k: int = 10,
+        filter: SearchFilter | None = None,
+        *,
+        exact: bool = False,
+        hnsw_ef: int | None = None,
+    ) -> list[list[Hit]]:
+        """`search` for each row of `queries`, planned as one batch by the engine."""
+        raise NotImplementedError()
+
+    def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
+        """The points of `ids` that exist, in the order asked, with `vector_name`'s vector if given."""
+        raise NotImplementedError()
+
+    def scroll(self, collection: str, filter: SearchFilter | None = None, limit: int | None = None) -> Iterator[Hit]:
+        """Every point matching `filter` (at most `limit`), page by page, in id order."""
+        raise NotImplementedError()
+
+    def facet_counts(
+        self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
+    ) -> dict[str, int]:
+        """Points per value of an indexed keyword field, most frequent first (ties by value)."""
+        raise NotImplementedError()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def optimize(self) -> None:
+        """Build the search indexes (HNSW) now rather than on the engine's schedule."""
+        raise NotImplementedError()
+
+    def flush(self) -> None:
+        """Make every write so far durable."""
+        raise NotImplementedError()
+
+    def close(self) -> None:
+        """Flush and release the engine; a closed store cannot be used again."""
+        raise NotImplementedError()
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r})"
+
+    # --- checks shared by the back ends -------------------------------------------------------
+
+    def _dim_of(self, collection: str, vector_name: str) -> int:
+        """The dimension of an existing vector; MissingVectorError names the ones there are."""
+        check_collection(collection)
+        names = self.vector_names(collection)
+        if vector_name not in names:
+            have = ", ".join(f"{n} ({d}-d)" for n, d in sorted(names.items())) or "none yet (nothing was built)"
+            raise MissingVectorError(
+                f"collection {collection!r} of store {self.location!r} has no vector {vector_name!r}; it has: {have}"
+            )
+        return names[vector_name]
+
+    def _check_new_dims(self, name: str, dim: int, collections: Sequence[str]) -> list[str]:
+        """Check a vector can be added to `collections`; the ones that still lack it."""
+        check_vector_name(name)
+        check_dim(dim)
+        missing: list[str] = []
+        for collection in collections:
+            existing = self.vector_names(check_collection(collection)).get(name)
+            if existing is not None and existing != dim:
+                raise DimensionMismatchError(collection, name, existing, dim)
+            if existing is None:
+                missing.append(collection)
+        return missing
+
+    def _search_args(
+        self, collection: str, vector_name: str, query: np.ndarray, k: int, group_by: str | None, group_size: int
+    ) -> np.ndarray:
+        _check_positive(k, "k")
+        _check_positive(group_size, "group_size")
+        if group_by is not None:
+            check_keyword_field(group_by, "group_by")
+        return as_query(query, self._dim_of(collection, vector_name))
+
+
+def _check_positive(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+def resolve_store_location(flag: str | None = None) -> str:
+    """`--store`, else `$TOL_STORE`, else `./var/qdrant` (SPEC §7); blank values count as unset."""
+    for value in (flag, os.environ.get(STORE_ENV)):
+        if value is not None and value.strip():
+            return value.strip()
+    return DEFAULT_STORE
+
+
+def resolve_api_key(flag: str | None = None) -> str | None:
+    """The server API key: the argument, else `$TOL_QDRANT_API_KEY`, else None."""
+    for value in (flag, os.environ.get(API_KEY_ENV)):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def open_store(
+    location: str | None = None,
+    api_key: str | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    timeout_s: int = DEFAULT_TIMEOUT_S,
+    edge_settings: EdgeSettings | None = None,
+) -> VectorStore:
+    """Open the store at `location` (a folder, `":memory:"` or an http(s) URL; None: the default).
+
+    Args:
+        location: resolved with `resolve_store_location`; `~` is expanded in folders.
+        api_key: for a server URL only; None takes `$TOL_QDRANT_API_KEY` (ignored for other stores).
+        retries, backoff_s, timeout_s: how a server is probed before StoreUnavailableError.
+        edge_settings: engine knobs of the embedded shards; a folder location only.
+
+    Raises:
+        ValueError: an empty or unknown location, or arguments that do not fit it.
+        StoreUnavailableError: the server did not answer after `retries` attempts.
+        StoreLockedError: the folder's shards are already open.
+    """
+    location = resolve_store_location(location)
+    match = _SCHEME.match(location)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme not in URL_SCHEMES:
+            raise ValueError(
+                f"unsupported store URL {location!r}: expected http:// or https://, {MEMORY_LOCATION!r}, or a folder"
+            )
+        if edge_settings is not None:
+            raise ValueError(f"edge_settings apply to an embedded store folder, not to the server {location!r}")
+        from index.client_store import ClientStore
+
+        return ClientStore.connect(
+            location, resolve_api_key(api_key), retries=retries, backoff_s=backoff_s, timeout_s=timeout_s
+        )
+    if api_key is not None:
+        raise ValueError(f"an API key applies to a server URL (http:// or https://), not to {location!r}")
+    if location == MEMORY_LOCATION:
+        if edge_settings is not None:
+            raise ValueError(f"edge_settings apply to an embedded store folder, not to {MEMORY_LOCATION!r}")
+        from index.client_store import ClientStore
+
+        return ClientStore.in_memory()
+    if location.startswith(":"):
+        raise ValueError(f"unknown store {location!r}: expected {MEMORY_LOCATION!r}, an http(s) URL, or a folder")
+    from index.edge_store import EdgeStore
+
+    return EdgeStore(Path(location).expanduser(), settings=edge_settings)
