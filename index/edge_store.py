@@ -52,8 +52,11 @@ _open_roots: set[Path] = set()
 _open_lock = threading.Lock()
 
 
-def _vectors_on_disk(shard_dir: Path) -> dict[str, int]:
-    config = json.loads((shard_dir / CONFIG_FILE).read_text())
+def _config_on_disk(shard_dir: Path) -> dict[str, Any]:
+    return json.loads((shard_dir / CONFIG_FILE).read_text())
+
+
+def _vectors_of(config: dict[str, Any]) -> dict[str, int]:
     return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
 
 
@@ -110,17 +113,16 @@ class EdgeStore(VectorStore):
 
     # --- shards -------------------------------------------------------------------------------
 
-    def _edge_config(self, vectors: dict[str, int]) -> qe.EdgeConfig:
+    def _edge_config(self, vectors: dict[str, int], persisted: dict[str, Any] | None = None) -> qe.EdgeConfig:
+        """The shard config of `self.settings`; HNSW fields left unset keep the persisted ones."""
         s = self.settings
         hnsw = None
-        if s.hnsw_m is not None or s.hnsw_ef_construct is not None or s.full_scan_threshold_kb is not None:
-            hnsw = qe.HnswIndexConfig(
-                m=s.hnsw_m if s.hnsw_m is not None else _DEFAULTS["m"],
-                ef_construct=s.hnsw_ef_construct if s.hnsw_ef_construct is not None else _DEFAULTS["ef_construct"],
-                full_scan_threshold=(
-                    s.full_scan_threshold_kb if s.full_scan_threshold_kb is not None else _DEFAULTS["full_scan_threshold"]
-                ),
-            )
+        wanted = {"m": s.hnsw_m, "ef_construct": s.hnsw_ef_construct, "full_scan_threshold": s.full_scan_threshold_kb}
+        if any(v is not None for v in wanted.values()):
+            kept = (persisted or {}).get("hnsw_config") or {}
+            hnsw = qe.HnswIndexConfig(**{
+                k: v if v is not None else int(kept.get(k) or _DEFAULTS[k]) for k, v in wanted.items()
+            })
         optimizers = None
         if s.indexing_threshold_kb is not None:
             optimizers = qe.EdgeOptimizersConfig(indexing_threshold=s.indexing_threshold_kb)
@@ -134,8 +136,9 @@ class EdgeStore(VectorStore):
 
     def _load(self, collection: str) -> None:
         path = self.root / collection
-        dims = _vectors_on_disk(path)
-        config = self._edge_config(dims) if self._has_settings() and dims else None
+        persisted = _config_on_disk(path)
+        dims = _vectors_of(persisted)
+        config = self._edge_config(dims, persisted) if self._has_settings() and dims else None
         try:
             self._shards[collection] = qe.EdgeShard.load(str(path), config)
         except Exception as e:
