@@ -1,0 +1,248 @@
+"""`python -m training train ...` and `torchrun --nproc-per-node N -m training train ...`.
+
+Set-up (model, data, optimizer, schedule, DDP), then epochs of `train_one_epoch`, each followed by
+a checkpoint and the zero-shot top-1 on the val split; at the end the model is written as an
+open_clip folder (`OUT/model`) that `python -m embed build --model OUT/model` loads.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.constants import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    CONFIG_FILE,
+    LOG_COLUMNS,
+    LOG_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+)
+from training.params import TrainConfig, parse_args
+
+logger = logging.getLogger(__name__)
+
+# A change in these makes a resumed run differ from the uninterrupted one.
+_RESUME_KEYS = ("batch_size", "seed", "text_type", "lr", "wd", "warmup", "epochs", "shards", "catalog", "split")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced (the model folder is written by rank 0)."""
+
+    out: Path
+    model_dir: Path
+    steps: int  # global steps done in all, across resumes
+    seconds: float  # wall time of this invocation
+    metrics: list[dict[str, Any]]  # one entry per zero-shot evaluation
+
+
+def main(args: list[str] | None = None) -> TrainResult:
+    """Train as the flags say; `args` may start with the subcommand `train`."""
+    from training.distributed import cleanup, init_distributed
+    from training.logger import setup_logging
+
+    if args and args[0] == "train":
+        args = args[1:]
+    config = parse_args(args)
+    info = init_distributed(config.device)
+    setup_logging(rank=info.rank)
+    try:
+        return run(config, info)
+    finally:
+        cleanup(info)
+
+
+def _param_groups(model: torch.nn.Module, wd: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only: not on gains, biases, embeddings' scalars or the logit scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "logit_scale" in name else decay).append(param)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def model_spec(spec: str) -> str:
+    """The open_clip spec to load: a model-config JSON file (from scratch) is registered under its stem."""
+    path = Path(spec)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise FileNotFoundError(f"model config {spec!r} not found")
+        import open_clip
+
+        open_clip.add_model_config(path)
+        return path.stem
+    return spec
+
+
+def _read_metrics(path: Path, before_epoch: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [entry for entry in json.loads(path.read_text(encoding="utf-8")) if entry["epoch"] < before_epoch]
+
+
+def run(config: TrainConfig, info) -> TrainResult:
+    """The run itself, in an initialised process (group); see `main`."""
+    import open_clip
+    from torch.nn.parallel import DistributedDataParallel
+
+    from embed.encoder import Encoder
+    from embed.models import load_model, save_model_folder
+    from training import checkpoint as ckpt
+    from training.data import collection_data, read_split, shard_data
+    from training.distributed import barrier, gather_objects
+    from training.logger import CsvLog
+    from training.scheduler import capped_warmup, warmup_cosine
+    from training.train import Run, train_one_epoch
+    from training.zeroshot import evaluate
+
+    started = time.perf_counter()
+    out = Path(config.out)
+    precision = config.precision or ("bf16" if info.device.type == "cuda" else "fp32")
+    torch.manual_seed(config.seed + info.rank)
+    random.seed(config.seed + info.rank)
+    np.random.seed(config.seed + info.rank)
+
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(out)) if config.resume else None
+    if state is not None:
+        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
+        if changed or state["world_size"] != info.world_size:
+            logger.warning("resuming with changed %s (world size %d -> %d): the run will not repeat the "
+                           "uninterrupted one exactly", ", ".join(changed) or "nothing", state["world_size"],
+                           info.world_size)
+
+    # Model: rank 0 first, so that a Hub download happens once.
+    for turn in (True, False):
+        if info.is_master == turn:
+            loaded = load_model(model_spec(config.model), device=str(info.device),
+                                weights=state is None and not config.from_scratch)
+        barrier(info)
+    module = loaded.model
+    if state is not None:
+        module.load_state_dict(state["model"])
+    if config.grad_checkpointing:
+        module.set_grad_checkpointing(True)
+    channels_last = info.device.type == "cuda"
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    module.train()
+
+    # Data.
+    common = dict(transform=loaded.train_preprocess, tokenizer=loaded.tokenizer, info=info,
+                  batch_size=config.batch_size, seed=config.seed, epochs=config.epochs, workers=config.workers)
+    if config.shards:
+        data = shard_data(config.shards, config.train_num_samples, **common)
+        train_lineages: list = []
+    else:
+        root, entries = read_split(config.catalog, config.images, config.split)
+        data = collection_data(root, entries, **common)
+        train_lineages = [entry.lineage for entry in entries]
+    val = None
+    val_images = config.val_images or config.images
+    if config.zeroshot_every and val_images:
+        val_root, everything = read_split(config.val_catalog or config.catalog, val_images, None)
+        val_entries = [e for e in everything if e.split == config.val_split]
+        seen = {e.lineage for e in everything if e.split in (config.split, config.val_split)}
+        candidates = sorted(seen | set(train_lineages), key=lambda lineage: lineage.key())
+        if val_entries:
+            val = (val_root, val_entries, candidates)
+        else:
+            logger.warning("no images in split %r of %s: no zero-shot evaluation", config.val_split, val_images)
+
+    # Optimizer and schedule.
+    optimizer = torch.optim.AdamW(_param_groups(module, config.wd), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS,
+                                  fused=info.device.type == "cuda")
+    total_steps = config.epochs * data.steps_per_epoch
+    scheduler = warmup_cosine(optimizer, config.lr, capped_warmup(config.warmup, total_steps), total_steps)
+    start_epoch, start_step = 0, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
+        if state["world_size"] == info.world_size:
+            ckpt.set_rng_state(state["rng"][info.rank])
+        logger.info("resumed from step %d (epoch %d, step %d in it)", state["step"], start_epoch, start_step)
+
+    model: torch.nn.Module = module
+    if info.distributed:
+        model = DistributedDataParallel(module, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+    if config.compile:
+        model = torch.compile(model)
+    loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
+                                 rank=info.rank, world_size=info.world_size)
+
+    taxonomy = ckpt.taxonomy_version(train_lineages)
+
+    def save(epoch: int, steps_done: int, epoch_end: bool = False) -> None:
+        """Checkpoint after `steps_done` steps of `epoch`; a collective (RNG states of every process)."""
+        rng = gather_objects(ckpt.rng_state(), info)
+        if not info.is_master:
+            return
+        finished = steps_done == data.steps_per_epoch
+        next_epoch, next_step = (epoch + 1, 0) if finished else (epoch, steps_done)
+        ckpt.save_checkpoint({
+            "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+            "step": next_epoch * data.steps_per_epoch + next_step, "epoch": next_epoch, "step_in_epoch": next_step,
+            "steps_per_epoch": data.steps_per_epoch, "world_size": info.world_size, "rng": rng,
+            "config": config.as_dict(), "model_cfg": loaded.model_cfg, "preprocess_cfg": loaded.preprocess_cfg,
+            "taxonomy_version": taxonomy,
+        }, out, epoch_end=epoch + 1 if epoch_end else None)
+
+    log = None
+    metrics: list[dict[str, Any]] = []
+    if info.is_master:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(json.dumps(config.as_dict(), indent=2), encoding="utf-8")
+        log = CsvLog(out / LOG_FILE, LOG_COLUMNS, resume_step=state["step"] if state else None)
+        metrics = _read_metrics(out / METRICS_FILE, start_epoch) if state else []
+    logger.info("%d samples, %d steps per epoch of %d (global batch), %d epochs, %s on %s x %d",
+                data.num_samples, data.steps_per_epoch, config.batch_size * info.world_size, config.epochs,
+                precision, info.device, info.world_size)
+
+    train_run = Run(config, info, module, data.steps_per_epoch, _autocast(info.device, precision),
+                    channels_last, log, save)
+    batches = data.batches(start_epoch, start_step)
+    encoder = Encoder(replace(loaded, model=module)) if val else None
+    step = start_epoch * data.steps_per_epoch + start_step
+    for epoch in range(start_epoch, config.epochs):
+        first = start_step if epoch == start_epoch else 0
+        done = train_one_epoch(model, batches, loss_fn, optimizer, scheduler, train_run, epoch, first)
+        step += done
+        finished = first + done == data.steps_per_epoch
+        save(epoch, first + done, epoch_end=finished)
+        if not finished:
+            logger.info("stopped at step %d (--max-steps); --resume continues", step)
+            break
+        last = epoch == config.epochs - 1
+        if val and info.is_master and ((epoch + 1) % config.zeroshot_every == 0 or last):
+            result = evaluate(encoder, *val, text_type=config.zeroshot_text_type)
+            metrics.append({"epoch": epoch, "step": step, "zero_shot": result.as_dict()})
+            (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            logger.info("epoch %d zero-shot top-1 (%s, %d images): %s", epoch, result.text_type, result.images,
+                        ", ".join(f"{rank} {acc:.3f} (chance {result.chance[rank]:.3f})"
+                                  for rank, acc in result.top1.items()))
+        barrier(info)
+    del batches
+
+    model_dir = out / MODEL_DIR
+    if info.is_master:
+        if log is not None:
+            log.close()
+        save_model_folder(module, loaded.model_cfg, model_dir, loaded.preprocess_cfg)
+    barrier(info)
+    return TrainResult(out, model_dir, step, time.perf_counter() - started, metrics)
