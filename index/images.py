@@ -13,7 +13,6 @@ import hashlib
 import io
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -87,18 +86,17 @@ def _decode(relpath: str, data: bytes, draft: bool = False) -> tuple[Image.Image
     Returns the image and its stored size (a JPEG draft decodes smaller than that).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            limit = Image.MAX_IMAGE_PIXELS
-            # Checked here too: warning filters are process-wide and another thread may reset them.
-            if limit is not None and image.width * image.height > limit:
-                raise Image.DecompressionBombError(
-                    f"{image.width}x{image.height} = {image.width * image.height} pixels")
-            size = image.size
-            if draft and image.format == "JPEG":
-                image.draft(image.mode, (image.width // JPEG_DRAFT_SCALE, image.height // JPEG_DRAFT_SCALE))
-            image.load()
+        # Pillow raises over twice MAX_IMAGE_PIXELS and only warns over it; the check below makes the
+        # warning an error too. `warnings.catch_warnings` would do it, but it is not thread-safe and
+        # ingest decodes in threads.
+        image = Image.open(io.BytesIO(data))
+        size = image.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and size[0] * size[1] > limit:
+            raise Image.DecompressionBombError(f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels")
+        if draft and image.format == "JPEG":
+            image.draft(image.mode, (size[0] // JPEG_DRAFT_SCALE, size[1] // JPEG_DRAFT_SCALE))
+        image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(relpath, f"decompression bomb: more pixels than the limit of "
                                   f"{Image.MAX_IMAGE_PIXELS} ({e})") from e

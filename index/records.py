@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from index.constants import IMAGE_PRESENT
 from taxonomy import Lineage, point_id
 
 IMAGE_KEY_PREFIX = "image/"
@@ -44,7 +45,7 @@ class ImageRecord:
     split: str = ""
     source: str = ""
     license: str = ""
-    status: str = "present"  # "gone" once its row left the collection (see index.constants)
+    status: str = IMAGE_PRESENT  # IMAGE_GONE once its row left the collection
 
     @property
     def file(self) -> Path:
