@@ -35,8 +35,6 @@ INGEST_BATCH_SIZE = 500  # rows per transaction: a crash loses at most one batch
 INGEST_WORKERS = 4  # threads decoding images; Pillow and hashlib release the GIL
 QUERY_CHUNK = 500  # ids per `IN (...)` clause, below SQLite's variable limit
 
-# Decoding JPEGs at 1/8 scale still reads every entropy-coded byte, so truncation is found 2-4x faster.
-JPEG_DRAFT_SCALE = 8
 WHITE = (255, 255, 255)
 SIXTEEN_BIT_SCALE = 1 / 257  # 0..65535 -> 0..255
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from index.constants import JPEG_DRAFT_SCALE, SIXTEEN_BIT_SCALE, WHITE
+from index.constants import SIXTEEN_BIT_SCALE, WHITE
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,13 @@ def _read(root: str | os.PathLike[str], relpath: str) -> bytes:
     return data
 
 
-def _decode(relpath: str, data: bytes, draft: bool = False) -> tuple[Image.Image, tuple[int, int]]:
+def _decode(relpath: str, data: bytes, draft_to: tuple[int, int] | None = None
+            ) -> tuple[Image.Image, tuple[int, int]]:
     """Open and fully decode, so that truncation and bombs surface here and not later.
 
-    Returns the image and its stored size (a JPEG draft decodes smaller than that).
+    A JPEG is decoded at the smallest DCT scale that keeps it at least `draft_to`; the scale still
+    reads every entropy-coded byte, so truncation is found all the same. Returns the image and its
+    stored size.
     """
     try:
         # Pillow raises over twice MAX_IMAGE_PIXELS and only warns over it; the check below makes the
@@ -94,8 +97,8 @@ def _decode(relpath: str, data: bytes, draft: bool = False) -> tuple[Image.Image
         limit = Image.MAX_IMAGE_PIXELS
         if limit is not None and size[0] * size[1] > limit:
             raise Image.DecompressionBombError(f"{size[0]}x{size[1]} = {size[0] * size[1]} pixels")
-        if draft and image.format == "JPEG":
-            image.draft(image.mode, (size[0] // JPEG_DRAFT_SCALE, size[1] // JPEG_DRAFT_SCALE))
+        if draft_to is not None and image.format == "JPEG":
+            image.draft(image.mode, draft_to)
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(relpath, f"decompression bomb: more pixels than the limit of "
@@ -131,14 +134,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_image(root: str | os.PathLike[str], relpath: str) -> Image.Image:
+def open_image(root: str | os.PathLike[str], relpath: str, min_side: int | None = None) -> Image.Image:
     """The image at `relpath` under `root`, decoded, upright (EXIF orientation) and in RGB.
+
+    With `min_side` (e.g. the model's 224), a large JPEG may be decoded at 1/2, 1/4 or 1/8 scale,
+    never below `min_side` on either side: a resize to that size afterwards gives the same picture
+    for a fraction of the decoding.
 
     Raises:
         ImageError: the path escapes `root`, or the file is missing, empty, truncated, not an
             image, or a decompression bomb.
     """
-    image, _ = _decode(relpath, _read(root, relpath))
+    draft_to = (min_side, min_side) if min_side else None
+    image, _ = _decode(relpath, _read(root, relpath), draft_to)
     try:
         if _orientation(image) != 1:
             image = ImageOps.exif_transpose(image)
@@ -148,14 +156,14 @@ def open_image(root: str | os.PathLike[str], relpath: str) -> Image.Image:
 
 
 def inspect_image(root: str | os.PathLike[str], relpath: str) -> ImageInfo:
-    """Hash and size the file, and decode it once (JPEGs at reduced scale) to prove it is whole.
+    """Hash and size the file, and decode it once (JPEGs at 1/8 scale) to prove it is whole.
 
     Raises:
         ImageError: as `open_image`.
     """
     data = _read(root, relpath)
     digest = hashlib.sha256(data).hexdigest()
-    image, (width, height) = _decode(relpath, data, draft=True)
+    image, (width, height) = _decode(relpath, data, draft_to=(1, 1))  # smallest scale: size comes from the header
     if _orientation(image) in _ROTATED_ORIENTATIONS:
         width, height = height, width
     return ImageInfo(digest, len(data), width, height)

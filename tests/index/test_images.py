@@ -127,3 +127,15 @@ def test_decompression_bombs_are_errors(tmp_path, monkeypatch):
     with pytest.warns(Image.DecompressionBombWarning):  # Pillow's warning, made an error by the opener
         assert _reason(tmp_path, "warned.png").startswith("decompression bomb")
     assert open_image(tmp_path, "small.png").size == (20, 20)
+
+
+def test_min_side_decodes_a_large_jpeg_smaller_but_never_below_it(tmp_path):
+    make_noisy_jpeg(tmp_path / "large.jpg", size=(800, 600))
+    make_image(tmp_path / "large.png", size=(800, 600))
+    assert open_image(tmp_path, "large.jpg", min_side=224).size == (400, 300)
+    assert open_image(tmp_path, "large.jpg", min_side=100).size == (200, 150)
+    assert open_image(tmp_path, "large.jpg").size == (800, 600)
+    assert open_image(tmp_path, "large.png", min_side=224).size == (800, 600)  # only JPEG has DCT scaling
+    truncate(tmp_path / "large.jpg")
+    with pytest.raises(ImageError, match="truncated"):
+        open_image(tmp_path, "large.jpg", min_side=224)
