@@ -81,6 +81,12 @@ def _inspect(root: str, path: str) -> ImageInfo | ImageError:
         return e
 
 
+def _may_have_changed(row: ImageRow | None, root: str, st: os.stat_result | None) -> bool:
+    """Hash and decode only unknown images, moved roots, and files of another size or mtime."""
+    return (st is None or row is None or row.root != root
+            or row.bytes != st.st_size or row.mtime_ns != st.st_mtime_ns)
+
+
 def _same_labels(row: ImageRow, entry: CatalogEntry) -> bool:
     return lineage_of(row) == entry.lineage and all(getattr(row, f) == getattr(entry, f) for f in _METADATA)
 
@@ -102,12 +108,8 @@ def _ingest_batch(session: Session, root: str, batch: list[CatalogEntry], pool: 
     ids = [image_point_id(entry.path) for entry in batch]
     rows = {row.id: row for row in session.scalars(select(ImageRow).where(ImageRow.id.in_(ids)))}
     stats = [_stat(root, entry.path) for entry in batch]
-    # Hash and decode only what may have changed: unknown ids, moved roots, other size or mtime.
-    to_inspect = [
-        i for i, (image_id, st) in enumerate(zip(ids, stats))
-        if st is None or (row := rows.get(image_id)) is None or row.root != root
-        or row.bytes != st.st_size or row.mtime_ns != st.st_mtime_ns
-    ]
+    to_inspect = [i for i, (image_id, st) in enumerate(zip(ids, stats))
+                  if _may_have_changed(rows.get(image_id), root, st)]
     infos = dict(zip(to_inspect, pool.map(lambda i: _inspect(root, batch[i].path), to_inspect)))
     for i, (entry, image_id, st) in enumerate(zip(batch, ids, stats)):
         info = infos.get(i)

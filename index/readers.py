@@ -15,7 +15,7 @@ from pathlib import Path
 
 from index.constants import CLASS_FOLDER_SEPARATORS, IMAGE_SUFFIXES, SPLIT_FOLDERS
 from index.records import CatalogEntry, Problem
-from taxonomy.columns import PATH_COLUMN, HeaderMap
+from taxonomy.columns import OPTIONAL_COLUMNS, PATH_COLUMN, HeaderMap
 from taxonomy.constants import RANK_LABELS, Rank
 from taxonomy.lineage import Lineage
 
@@ -104,29 +104,31 @@ def _csv_rows(reader: csv.DictReader, columns: HeaderMap, origin: str) -> tuple[
     for row_number, row in enumerate(reader, start=_FIRST_CSV_ROW):
         raw_path = columns.value(row, PATH_COLUMN)
         path = normalise_path(raw_path)
-
-        def problem(reason: str) -> None:
-            problems.append(Problem(origin, row_number, raw_path, reason))
-
-        if None in row:  # csv.DictReader files surplus fields under the key None
-            problem(f"{len(row[None])} more fields than the header's {len(reader.fieldnames or [])}")
-            continue
-        if not path:
-            problem(f"empty {PATH_COLUMN}")
-            continue
-        if path in first_row:
-            problem(f"duplicate of row {first_row[path]}")
-            continue
         lineage = columns.lineage(row)
-        if lineage.is_empty:
-            problem(f"no rank given (none of {', '.join(RANK_LABELS)}, scientificName)")
+        reason = _row_problem(row, path, lineage, first_row, len(reader.fieldnames or []))
+        if reason:
+            problems.append(Problem(origin, row_number, raw_path, reason))
             continue
         first_row[path] = row_number
         entries.append(CatalogEntry(
             path=path, lineage=lineage, origin=origin, row=row_number,
-            **{name: columns.value(row, name) for name in ("id", "split", "source", "license")},
+            **{name: columns.value(row, name) for name in OPTIONAL_COLUMNS},
         ))
     return entries, problems
+
+
+def _row_problem(row: dict[str | None, object], path: str, lineage: Lineage, first_row: dict[str, int],
+                 n_columns: int) -> str:
+    """Why a CSV row cannot be used, or "" when it can."""
+    if None in row:  # csv.DictReader files surplus fields under the key None
+        return f"{len(row[None])} more fields than the header's {n_columns}"  # type: ignore[arg-type]
+    if not path:
+        return f"empty {PATH_COLUMN}"
+    if path in first_row:
+        return f"duplicate of row {first_row[path]}"
+    if lineage.is_empty:
+        return f"no rank given (none of {', '.join(RANK_LABELS)}, scientificName)"
+    return ""
 
 
 def parse_class_folder(name: str) -> Lineage | None:

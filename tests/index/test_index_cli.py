@@ -19,15 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    environment.pop("TOL_DB", None) if env is None or "TOL_DB" not in env else None
+    environment = {key: value for key, value in os.environ.items() if key != "TOL_DB"}
+    environment.update({"PYTHONPATH": str(REPO), **(env or {})})
     return subprocess.run([sys.executable, "-m", "index", *argv], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=60)
 
 
 def test_parse_args_checks_paths_and_values(tmp_path):
     args = parse_args(["ingest", "--images", str(tmp_path), "--db", "sqlite://", "--strict"])
-    assert (args.command, args.images, args.catalog, args.db, args.strict) == ("ingest", tmp_path, None, "sqlite://", True)
+    assert (args.command, args.images, args.catalog, args.db, args.strict) == (
+        "ingest", tmp_path, None, "sqlite://", True)
     with pytest.raises(FileNotFoundError, match="catalog .*nope.csv not found"):
         parse_args(["ingest", "--catalog", str(tmp_path / "nope.csv"), "--images", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="images folder .*gone not found"):

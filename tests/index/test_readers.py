@@ -38,7 +38,8 @@ def test_every_column_alias_is_understood_and_unknown_columns_named(tmp_path, ca
 
 def test_tree_of_life_common_and_scientific_name_columns(tmp_path):
     header = ["filepath", "kingdom", "phylum", "class", "order", "family", "scientificName", "common"]
-    rows = [["m.jpg", "Animalia", "Chordata", "Aves", "Passeriformes", "Corvidae", "Pica hudsonia", "black-billed magpie"],
+    rows = [["m.jpg", "Animalia", "Chordata", "Aves", "Passeriformes", "Corvidae", "Pica hudsonia",
+             "black-billed magpie"],
             ["g.jpg", "", "", "", "", "", "Pica", ""]]
     read = read_collection(write_csv(tmp_path / "tol.csv", rows, header), tmp_path)
     assert [e.lineage for e in read.entries] == [MAGPIE, Lineage(genus="Pica")]
