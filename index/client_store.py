@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from index.filters import FilterSpec, SearchFilter, filter_spec
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
 from index.store import (
     DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, Hit, StoreError,
-    StoreUnavailableError, VectorStore, _check_positive,
+    StoreUnavailableError, VectorStore, _check_positive, _paged,
 )
 
 logger = logging.getLogger(__name__)
@@ -153,11 +154,14 @@ class ClientStore(VectorStore):
             params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
             if not self._call(self._client.collection_exists, collection):
                 self._call(self._client.create_collection, collection, vectors_config={name: params})
-                for field in KEYWORD_INDEX_FIELDS:
-                    self._call(
-                        self._client.create_payload_index, collection, field,
-                        field_schema=models.PayloadSchemaType.KEYWORD,
-                    )
+                with warnings.catch_warnings():
+                    # Local mode warns that it keeps no payload indexes; a server does, and is what they are for.
+                    warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
+                    for field in KEYWORD_INDEX_FIELDS:
+                        self._call(
+                            self._client.create_payload_index, collection, field,
+                            field_schema=models.PayloadSchemaType.KEYWORD,
+                        )
                 logger.info("created collection %r at %s with vector %r (%d-d)", collection, self.location, name, dim)
             else:
                 config = models.DenseVectorNameConfig(
@@ -211,8 +215,8 @@ class ClientStore(VectorStore):
         for start in range(0, len(ids), SCROLL_PAGE):
             chunk = ids[start : start + SCROLL_PAGE]
             points, _ = self._call(
-                self._client.scroll, collection, scroll_filter=_client_filter(filter_spec(ids=chunk, has_vector=vector)),
-                limit=len(chunk), with_payload=False, with_vectors=False,
+                self._client.scroll, collection, limit=len(chunk), with_payload=False, with_vectors=False,
+                scroll_filter=_client_filter(filter_spec(ids=chunk, has_vector=vector)),
             )
             found.update(str(p.id) for p in points)
         return found
@@ -295,22 +299,17 @@ class ClientStore(VectorStore):
         if limit is not None:
             _check_positive(limit, "limit")
         if not self.vector_names(collection):
-            return
+            return iter(())
         scroll_filter = _client_filter(filter_spec(filter))
-        offset: Any = None
-        left = limit
-        while left is None or left > 0:
-            page = SCROLL_PAGE if left is None else min(SCROLL_PAGE, left)
-            points, offset = self._call(
-                self._client.scroll, collection, scroll_filter=scroll_filter, limit=page, offset=offset,
+
+        def fetch(offset: Any, size: int) -> tuple[list[Hit], Any]:
+            points, next_offset = self._call(
+                self._client.scroll, collection, scroll_filter=scroll_filter, limit=size, offset=offset,
                 with_payload=True, with_vectors=False,
             )
-            for point in points:
-                yield _hit(point, None)
-            if left is not None:
-                left -= len(points)
-            if offset is None:
-                return
+            return [_hit(p, None) for p in points], next_offset
+
+        return _paged(fetch, limit, SCROLL_PAGE)
 
     def facet_counts(
         self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
@@ -325,6 +324,18 @@ class ClientStore(VectorStore):
         )
         counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
         return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
+
+    def info(self, collection: str) -> dict[str, Any]:
+        if not self.vector_names(collection):
+            return {}
+        info = self._call(self._client.get_collection, collection)
+        return {
+            "segments": info.segments_count,
+            "points": info.points_count,
+            "indexed_vectors": info.indexed_vectors_count,
+            "payload_indexes": {k: str(v.data_type.value) for k, v in sorted(info.payload_schema.items())},
+            "vectors": self.vector_names(collection),
+        }
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ The one place where `ImageRecord` and `Taxon` become payload dicts; both stores 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,17 +30,24 @@ def _rank_fields(lineage: Lineage, deepest: Rank | None) -> dict[str, str]:
     return fields
 
 
+@lru_cache(maxsize=1 << 16)
+def _lineage_payload(lineage: Lineage) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The taxonomic part of an image payload; cached, since many images share a lineage."""
+    deepest = lineage.deepest_rank
+    fields = _rank_fields(lineage, deepest)
+    if lineage.common_name:
+        fields[COMMON_NAME] = lineage.common_name
+    if deepest is not None:
+        fields[TAXON] = lineage.key(deepest)
+        fields[RANK] = deepest.label
+    return tuple(fields.items()), tuple(lineage.keys())
+
+
 def image_payload(record: ImageRecord) -> dict[str, Any]:
     """The `images` payload of SPEC §5; ranks, taxon and rank are absent when unknown."""
-    lineage = record.lineage
-    deepest = lineage.deepest_rank
-    payload: dict[str, Any] = _rank_fields(lineage, deepest)
-    if lineage.common_name:
-        payload[COMMON_NAME] = lineage.common_name
-    if deepest is not None:
-        payload[TAXON] = lineage.key(deepest)
-        payload[RANK] = deepest.label
-    payload[LINEAGE] = lineage.keys()
+    fields, keys = _lineage_payload(record.lineage)
+    payload: dict[str, Any] = dict(fields)
+    payload[LINEAGE] = list(keys)
     payload["path"] = record.path
     payload["sha256"] = record.sha256
     for name in (SOURCE, SPLIT, "license"):

@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from index.convert import as_queries, check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, check_collection, check_keyword_field
 from index.store import (
-    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, StoreError, StoreLockedError, VectorStore, _check_positive,
+    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, StoreError, StoreLockedError, VectorStore, _check_positive, _paged,
 )
 
 logger = logging.getLogger(__name__)
@@ -272,11 +272,14 @@ class EdgeStore(VectorStore):
 
         if group_by is None:
             return run(k, filter_spec(filter))
-        return self._grouped(shard, run, vector, vector_name, filter, group_by, k, group_size, exact, hnsw_ef, with_vectors)
+        return self._grouped(
+            shard, run, vector, vector_name, filter, group_by, k, group_size, exact, hnsw_ef, with_vectors
+        )
 
     def _grouped(
-        self, shard: qe.EdgeShard, run: Any, vector: np.ndarray, vector_name: str, filter: SearchFilter | None,
-        group_by: str, k: int, group_size: int, exact: bool, hnsw_ef: int | None, with_vectors: bool,
+        self, shard: qe.EdgeShard, run: Callable[[int, FilterSpec | None], list[Hit]], vector: np.ndarray,
+        vector_name: str, filter: SearchFilter | None, group_by: str, k: int, group_size: int,
+        exact: bool, hnsw_ef: int | None, with_vectors: bool,
     ) -> list[Hit]:
         spec = filter_spec(filter)
         limit = max(GROUP_FETCH_START, 4 * k * group_size)
@@ -342,21 +345,16 @@ class EdgeStore(VectorStore):
             _check_positive(limit, "limit")
         shard = self._shard(collection)
         if shard is None:
-            return
+            return iter(())
         edge_filter = _edge_filter(filter_spec(filter))
-        offset: Any = None
-        left = limit
-        while left is None or left > 0:
-            page = SCROLL_PAGE if left is None else min(SCROLL_PAGE, left)
-            points, offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=page, filter=edge_filter, with_payload=True, with_vector=False)
+
+        def fetch(offset: Any, size: int) -> tuple[list[Hit], Any]:
+            points, next_offset = shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=size, filter=edge_filter, with_payload=True, with_vector=False)
             )
-            for point in points:
-                yield _hit(point, None)
-            if left is not None:
-                left -= len(points)
-            if offset is None:
-                return
+            return [_hit(p, None) for p in points], next_offset
+
+        return _paged(fetch, limit, SCROLL_PAGE)
 
     def facet_counts(
         self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
@@ -366,7 +364,8 @@ class EdgeStore(VectorStore):
         shard = self._shard(collection)
         if shard is None:
             return {}
-        response = shard.facet(qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(filter_spec(filter))))
+        request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(filter_spec(filter)))
+        response = shard.facet(request)
         counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
         return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
 
@@ -386,7 +385,6 @@ class EdgeStore(VectorStore):
             shard.flush()
 
     def info(self, collection: str) -> dict[str, Any]:
-        """What the engine reports for a collection's shard (segments, points, indexed vectors, indexes)."""
         shard = self._shard(collection)
         if shard is None:
             return {}
@@ -395,7 +393,9 @@ class EdgeStore(VectorStore):
             "segments": info.segments_count,
             "points": info.points_count,
             "indexed_vectors": info.indexed_vectors_count,
-            "payload_indexes": {k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in info.payload_schema.items()},
+            "payload_indexes": {
+                k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in sorted(info.payload_schema.items())
+            },
             "vectors": dict(self._dims[collection]),
         }
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -212,6 +212,10 @@ class VectorStore:
         """Points per value of an indexed keyword field, most frequent first (ties by value)."""
         raise NotImplementedError()
 
+    def info(self, collection: str) -> dict[str, Any]:
+        """What the engine reports: points, segments, indexed vectors, payload indexes, vectors; {} if absent."""
+        raise NotImplementedError()
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def optimize(self) -> None:
@@ -276,6 +280,19 @@ class VectorStore:
 def _check_positive(value: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+def _paged(fetch: Callable[[Any, int], tuple[list[Hit], Any]], limit: int | None, page: int) -> Iterator[Hit]:
+    """Hits from `fetch(offset, size) -> (hits, next offset or None)`, page by page, at most `limit`."""
+    offset: Any = None
+    left = limit
+    while left is None or left > 0:
+        hits, offset = fetch(offset, page if left is None else min(page, left))
+        yield from hits
+        if left is not None:
+            left -= len(hits)
+        if offset is None:
+            return
 
 
 def resolve_store_location(flag: str | None = None) -> str:

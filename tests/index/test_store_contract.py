@@ -274,7 +274,8 @@ def test_retrieve_scroll_and_facets(built):
     scrolled = list(built.scroll(IMAGES))
     assert sorted(_ids(scrolled)) == sorted(r.id for r in RECORDS) and all(h.score is None for h in scrolled)
     assert len(list(built.scroll(IMAGES, limit=7))) == 7
-    assert len(list(built.scroll(TAXA, SearchFilter(rank=Rank.FAMILY)))) == len({t.key for t in TAXA_LIST if t.rank == Rank.FAMILY})
+    families = {t.key for t in TAXA_LIST if t.rank == Rank.FAMILY}
+    assert len(list(built.scroll(TAXA, SearchFilter(rank=Rank.FAMILY)))) == len(families)
     kingdoms = Counter(r.lineage.kingdom for r in RECORDS if r.lineage.kingdom)
     assert built.facet_counts(IMAGES, "kingdom") == dict(kingdoms.most_common())
     classes = built.facet_counts(IMAGES, "class", SearchFilter(within=("Animalia",)))
@@ -282,6 +283,16 @@ def test_retrieve_scroll_and_facets(built):
     assert built.facet_counts(TAXA, "rank")["genus"] == len(SPECIES) + 1
     with pytest.raises(ValueError, match="not an indexed keyword field"):
         built.facet_counts(IMAGES, "path")
+    with pytest.raises(ValueError, match="unknown collection 'image'"):
+        built.scroll("image")  # checked when called, not when first iterated
+
+
+def test_info_reports_points_vectors_and_indexes(built, request):
+    info = built.info(IMAGES)
+    assert (info["points"], info["vectors"]) == (len(RECORDS), {"demo": DIM})
+    # qdrant-client's local mode keeps no payload indexes; the edge shards and a server list them all.
+    indexes = {} if "client" in request.node.callspec.id else {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
+    assert info["payload_indexes"] == indexes
 
 
 def test_payloads_follow_the_spec(built):
