@@ -41,6 +41,7 @@ LIFE = "life"  # the lowest common ancestor of taxa in different kingdoms: the r
 # Closest first: a mistake inside the genus, then the family, ..., then across kingdoms.
 MISTAKE_LEVELS: tuple[str, ...] = (*(rank.label for rank in reversed(Rank) if rank < Rank.SPECIES), LIFE)
 _EPS = 1e-12
+_NEVER = np.iinfo(np.int64).max  # the position of a true class that is not a candidate
 
 
 # --- records --------------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def true_class_positions(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Where each row's true class falls when the classes are sorted by falling score (0 = first).
 
     Ties go to the lower class index, as `argmax` breaks them, so top-1 agrees with `argmax`.
-    A negative `truth` (the true taxon is not a candidate) gets position `n_classes`: never a hit.
+    A negative `truth` (the true taxon is not a candidate) gets a position past any k: never a hit.
     """
     scores = np.asarray(scores, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.int64)
@@ -136,7 +137,7 @@ def true_class_positions(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     true_scores = scores[np.arange(n), safe][:, None]
     before = np.arange(n_classes)[None, :] < safe[:, None]
     positions = (scores > true_scores).sum(axis=1) + ((scores == true_scores) & before).sum(axis=1)
-    return np.where(known, positions, n_classes)
+    return np.where(known, positions, _NEVER)
 
 
 def top_k_accuracy(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int] = TOP_KS) -> dict[int, float]:
