@@ -1,0 +1,429 @@
+"""The search API of the CLI and the UI: text or image in, images or taxa out (SPEC §5).
+
+    service = SearchService(open_store(), Catalog(), model="tol-tiny")
+    service.text_to_images("a photo of Pica hudsonia.", k=12, filter=SearchFilter(within=("Animalia",)))
+    service.image_to_images(image_id)                # an image of the collection: its stored vector
+    service.image_to_images(PIL.Image.open(...))     # an uploaded picture: encoded here
+    service.identify(image, method="sum")            # nearest taxa at every rank, consistent down the tree
+    service.text_to_taxa("magpie", rank=Rank.SPECIES)
+
+Filters follow the hierarchy through `index.store.SearchFilter` (within / excluding a clade key,
+a rank, a split or a source); `per_species` groups image results so that one species does not
+fill the page. The model is loaded on first use only: browsing, counts, clade options and
+searches by a stored image need none. Nothing here imports streamlit.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embed.predict import (
+    CLIP_LOGIT_SCALE, METHOD_SUM, Identification, ScoredTaxon, own_vectors, sum_species, validate_method,
+)
+from index.schema import IMAGES, SPECIES, TAXA
+from index.store import Hit, SearchFilter, StoreError, VectorStore
+from taxonomy import Lineage, Rank, parse_key
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from embed.encoder import Encoder
+    from embed.models import LoadedModel
+    from index.catalog import Catalog
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_K = 12
+DEFAULT_TAXA_K = 5
+# Taxa scored per rank for probabilities: every taxon of a collection up to this many, the most
+# similar ones beyond it (their softmax mass is what matters; the rest carries ~0 at scale 100).
+MAX_CANDIDATES = 5000
+EXACT_SEARCH_LIMIT = 20_000  # taxa of one rank scanned exactly below this count (probabilities stay exact)
+SAMPLE_LIMIT = 200
+BUILD_HINT = "run `python -m embed build --model {spec}` first (or `python -m demo` for the demo collection)"
+
+
+class NotBuiltError(StoreError):
+    """The store holds no vectors of this model: nothing to search yet."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result: an image of the collection or a taxon, with its cosine similarity (`score`).
+
+    `lineage` carries the names (kingdom..epithet, common name) as the record every other
+    package uses; `row()` flattens it with rank labels as keys for CSV, JSON and tables.
+    """
+
+    id: str
+    score: float | None  # None for points listed without a query (samples, lookups)
+    collection: str  # "images" | "taxa"
+    taxon: str  # key of the deepest known rank; "" for an unlabelled image
+    rank: Rank | None
+    lineage: Lineage
+    path: str = ""  # images: relative to `root`
+    root: str = ""  # images: the collection root from the catalog ("" when the catalog lacks it)
+    split: str = ""
+    source: str = ""
+    n_images: int = 0  # taxa: images of the collection in this taxon
+    group: str = ""  # the species binomial when results were grouped by species
+
+    @property
+    def name(self) -> str:
+        """`Pica hudsonia` for a species, the rank's name above, "" when unlabelled."""
+        if self.rank is None:
+            return ""
+        return self.lineage.binomial if self.rank == Rank.SPECIES else self.lineage.get(self.rank)
+
+    @property
+    def common_name(self) -> str:
+        return self.lineage.common_name
+
+    @property
+    def is_image(self) -> bool:
+        return self.collection == IMAGES
+
+    def row(self) -> dict[str, Any]:
+        """Flat fields: id, score, collection, rank, taxon, name, kingdom..genus, species (binomial),
+        common_name, path, split, source, n_images."""
+        row: dict[str, Any] = {
+            "id": self.id, "score": self.score, "collection": self.collection,
+            "rank": self.rank.label if self.rank is not None else "", "taxon": self.taxon, "name": self.name,
+        }
+        for rank in Rank:
+            row[rank.label] = self.lineage.binomial if rank == Rank.SPECIES else self.lineage.get(rank)
+        row.update(common_name=self.common_name, path=self.path, split=self.split, source=self.source,
+                   n_images=self.n_images)
+        return row
+
+
+@dataclass(frozen=True)
+class TaxonOption:
+    """A choice of the cascading clade filter: a taxon of the store with its image count."""
+
+    key: str
+    rank: Rank
+    name: str
+    common_name: str
+    n_images: int
+
+    @property
+    def label(self) -> str:
+        common = f" ({self.common_name})" if self.common_name else ""
+        return f"{self.name}{common} · {self.n_images}"
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    """What the store holds for one model."""
+
+    images: int
+    taxa: dict[str, int]  # rank label -> taxa
+
+    @property
+    def is_empty(self) -> bool:
+        return self.images == 0 and not any(self.taxa.values())
+
+
+def lineage_of(payload: dict[str, Any]) -> Lineage:
+    """The lineage of an `images` or `taxa` payload (SPEC §5): its taxon key, plus the common name."""
+    key = payload.get("taxon") or ""
+    lineage = parse_key(key) if key else Lineage()
+    return lineage.with_common_name(payload.get("common_name") or "")
+
+
+def _rank_of(payload: dict[str, Any]) -> Rank | None:
+    label = payload.get("rank")
+    return Rank.parse(label) if label else None
+
+
+def _scored(hit: Hit) -> ScoredTaxon:
+    rank = _rank_of(hit.payload)
+    assert rank is not None, "a taxon point always has a rank"
+    return ScoredTaxon(lineage_of(hit.payload), rank, float(hit.score or 0.0))
+
+
+class SearchService:
+    """Searches one model's vectors in a store; the catalog (optional) gives images their root folder.
+
+    Args:
+        store: an open `index.store.VectorStore` (left open by this object).
+        catalog: an open `index.catalog.Catalog`, or None (hits then have no `root`).
+        model: a model spec (loaded on first use) or an already loaded `LoadedModel`.
+        device: where the model runs.
+        logit_scale: the softmax scale of predictions; None takes the model's own (pybioclip's choice).
+    """
+
+    def __init__(
+        self,
+        store: VectorStore,
+        catalog: Catalog | None = None,
+        model: str | LoadedModel = "",
+        *,
+        device: str = "cpu",
+        logit_scale: float | None = None,
+    ) -> None:
+        from embed.models import LoadedModel, model_vector_name
+
+        if isinstance(model, LoadedModel):
+            self.spec, self.vector_name, self._loaded = model.spec, model.vector_name, model
+        else:
+            if not model or not model.strip():
+                raise ValueError("SearchService needs a model spec (e.g. tol-tiny, hf-hub:imageomics/bioclip)")
+            self.spec, self.vector_name, self._loaded = model.strip(), model_vector_name(model), None
+        if logit_scale is not None and not logit_scale > 0:
+            raise ValueError(f"logit_scale must be positive, got {logit_scale!r}")
+        self.store = store
+        self.catalog = catalog
+        self.device = device
+        self._logit_scale = logit_scale
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()  # the UI calls from several sessions' threads
+        self._roots: dict[str, str] = {}
+
+    # --- the model, loaded on first use ----------------------------------------------------------
+
+    @property
+    def encoder(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                from embed.encoder import Encoder
+                from embed.models import load_model
+
+                if self._loaded is None:
+                    logger.info("loading model %s", self.spec)
+                    self._loaded = load_model(self.spec, device=self.device)
+                self._encoder = Encoder(self._loaded)
+            return self._encoder
+
+    @property
+    def logit_scale(self) -> float:
+        """The prediction softmax scale: given, else the model's learned one, else CLIP's 100."""
+        if self._logit_scale is None:
+            scale = getattr(self.encoder.loaded.model, "logit_scale", None)
+            self._logit_scale = float(scale.exp().item()) if scale is not None else CLIP_LOGIT_SCALE
+        return self._logit_scale
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """The unit vector of a query text, embedded as typed."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("empty query text; type a name or a description, e.g. 'a photo of Pica hudsonia.'")
+        return self.encoder.encode_texts([text.strip()])[0]
+
+    def image_vector(self, image: Image.Image) -> np.ndarray:
+        """The unit vector of a decoded RGB image (see `index.images.open_image`)."""
+        return self.encoder.encode_images([image])[0]
+
+    def stored_vector(self, image_id: str) -> np.ndarray:
+        """The vector a collection image already has in the store (no model needed)."""
+        self.check_built(IMAGES)
+        hits = self.store.retrieve(IMAGES, [image_id], self.vector_name)
+        if not hits or hits[0].vector is None:
+            raise KeyError(f"image {image_id!r} has no {self.vector_name!r} vector in the store {self.store.location}")
+        return hits[0].vector
+
+    def _query_vector(self, query: str | Image.Image | np.ndarray) -> np.ndarray:
+        if isinstance(query, np.ndarray):
+            return query
+        if isinstance(query, str):
+            return self.stored_vector(query)
+        return self.image_vector(query)
+
+    # --- what the store holds --------------------------------------------------------------------
+
+    def is_built(self, collection: str = IMAGES) -> bool:
+        return self.vector_name in self.store.vector_names(collection)
+
+    def check_built(self, collection: str = IMAGES) -> None:
+        """Raise NotBuiltError, with the command that fixes it, when the store lacks this model."""
+        if not self.is_built(collection):
+            have = ", ".join(sorted(self.store.vector_names(collection))) or "none"
+            raise NotBuiltError(
+                f"the store {self.store.location} has no {self.vector_name!r} vectors in {collection!r} "
+                f"(models there: {have}); " + BUILD_HINT.format(spec=self.spec)
+            )
+
+    def counts(self) -> StoreCounts:
+        """Points carrying this model's vector: images, and taxa per rank."""
+        images = self.store.count(IMAGES, vector=self.vector_name) if self.is_built(IMAGES) else 0
+        built = self.is_built(TAXA)
+        taxa = {
+            rank.label: self.store.count(TAXA, SearchFilter(rank=rank), vector=self.vector_name) if built else 0
+            for rank in Rank
+        }
+        return StoreCounts(images, taxa)
+
+    def clade_options(self, rank: Rank | str, within: str | None = None) -> list[TaxonOption]:
+        """The taxa at `rank` inside the clade `within` (every one when None), most images first."""
+        rank = Rank.parse(rank)
+        if not self.is_built(TAXA):
+            return []
+        search_filter = SearchFilter(within=(within,) if within else (), rank=rank)
+        options = []
+        for hit in self.store.scroll(TAXA, search_filter):
+            lineage = lineage_of(hit.payload)
+            options.append(TaxonOption(
+                key=hit.payload.get("taxon", ""), rank=rank, name=str(hit.payload.get("name", "")),
+                common_name=lineage.common_name, n_images=int(hit.payload.get("n_images") or 0),
+            ))
+        options.sort(key=lambda o: (-o.n_images, o.name, o.key))
+        return options
+
+    def facets(self, field: str, filter: SearchFilter | None = None) -> dict[str, int]:
+        """Images per value of an indexed payload field (`split`, `source`, a rank), most first."""
+        if not self.is_built(IMAGES):
+            return {}
+        return self.store.facet_counts(IMAGES, field, filter)
+
+    def sample_images(self, filter: SearchFilter | None = None, limit: int = SAMPLE_LIMIT) -> list[SearchHit]:
+        """Up to `limit` collection images matching `filter` (in id order): what a user may pick from."""
+        if not self.is_built(IMAGES):
+            return []
+        return self._hits(IMAGES, list(self.store.scroll(IMAGES, filter, limit=limit)))
+
+    def image(self, image_id: str) -> SearchHit | None:
+        """One collection image as a hit (no score), or None when the store lacks it."""
+        hits = self.store.retrieve(IMAGES, [image_id])
+        return self._hits(IMAGES, hits)[0] if hits else None
+
+    # --- searches -----------------------------------------------------------------------------------
+
+    def search_images(
+        self,
+        vector: np.ndarray,
+        k: int = DEFAULT_K,
+        filter: SearchFilter | None = None,
+        per_species: int | None = None,
+        exclude_ids: Iterable[str] = (),
+    ) -> list[SearchHit]:
+        """The `k` images nearest to `vector`; with `per_species`, `k` species with up to that many images each.
+
+        `exclude_ids` are dropped from the results (the query image itself), still returning `k`.
+        """
+        self.check_built(IMAGES)
+        excluded = set(exclude_ids)
+        if per_species is not None:
+            hits = self.store.search(IMAGES, self.vector_name, vector, k + (1 if excluded else 0), filter,
+                                     group_by=SPECIES, group_size=per_species)
+            hits = [h for h in hits if h.id not in excluded]
+            groups = list(dict.fromkeys(h.group for h in hits))[:k]
+            hits = [h for h in hits if h.group in groups]
+        else:
+            hits = self.store.search(IMAGES, self.vector_name, vector, k + len(excluded), filter)
+            hits = [h for h in hits if h.id not in excluded][:k]
+        return self._hits(IMAGES, hits)
+
+    def search_taxa(
+        self, vector: np.ndarray, k: int = DEFAULT_TAXA_K, rank: Rank | str | None = None,
+        filter: SearchFilter | None = None,
+    ) -> list[SearchHit]:
+        """The `k` taxa nearest to `vector`, of one `rank` when given (the rank's own vectors)."""
+        self.check_built(TAXA)
+        search_filter = _with_rank(filter, Rank.parse(rank) if rank is not None else None)
+        return self._hits(TAXA, self.store.search(TAXA, self.vector_name, vector, k, search_filter))
+
+    def text_to_images(self, text: str, k: int = DEFAULT_K, filter: SearchFilter | None = None,
+                       per_species: int | None = None) -> list[SearchHit]:
+        self.check_built(IMAGES)
+        return self.search_images(self.text_vector(text), k, filter, per_species)
+
+    def image_to_images(self, query: str | Image.Image, k: int = DEFAULT_K, filter: SearchFilter | None = None,
+                        per_species: int | None = None) -> list[SearchHit]:
+        """Look-alikes of an uploaded image, or of a collection image given by id (itself left out)."""
+        self.check_built(IMAGES)
+        exclude = (query,) if isinstance(query, str) else ()
+        return self.search_images(self._query_vector(query), k, filter, per_species, exclude)
+
+    def text_to_taxa(self, text: str, k: int = DEFAULT_TAXA_K, rank: Rank | str | None = None,
+                     filter: SearchFilter | None = None) -> list[SearchHit]:
+        self.check_built(TAXA)
+        return self.search_taxa(self.text_vector(text), k, rank, filter)
+
+    def identify(
+        self,
+        query: str | Image.Image | np.ndarray,
+        k: int = DEFAULT_TAXA_K,
+        method: str = METHOD_SUM,
+        filter: SearchFilter | None = None,
+    ) -> Identification:
+        """Nearest taxa at every rank, with probabilities, consistent down the tree (see `embed.predict`).
+
+        Args:
+            query: an image, a collection image id, or a vector (a text's, for text -> taxa).
+            k: taxa listed per rank.
+            method: `sum` (species probabilities summed per ancestor) or `taxa` (each rank's own vectors).
+            filter: limits the candidate taxa, e.g. `SearchFilter(within=("Animalia",))`.
+        """
+        validate_method(method)
+        self.check_built(TAXA)
+        vector = self._query_vector(query)
+        if method == METHOD_SUM:
+            return sum_species(self._score_rank(vector, Rank.SPECIES, filter), self.logit_scale, k)
+        per_rank = {rank: self._score_rank(vector, rank, filter) for rank in Rank}
+        return own_vectors(per_rank, self.logit_scale, k)
+
+    def _score_rank(self, vector: np.ndarray, rank: Rank, filter: SearchFilter | None) -> list[ScoredTaxon]:
+        search_filter = _with_rank(filter, rank)
+        total = self.store.count(TAXA, search_filter, vector=self.vector_name)
+        if total == 0:
+            return []
+        limit = min(total, MAX_CANDIDATES)
+        hits = self.store.search(TAXA, self.vector_name, vector, limit, search_filter,
+                                 exact=total <= EXACT_SEARCH_LIMIT)
+        return [_scored(h) for h in hits]
+
+    # --- hits ---------------------------------------------------------------------------------------
+
+    def _root(self, image_id: str) -> str:
+        if self.catalog is None:
+            return ""
+        root = self._roots.get(image_id)
+        if root is None:
+            record = self.catalog.image(image_id)
+            root = record.root if record is not None else ""
+            self._roots[image_id] = root
+        return root
+
+    def _hits(self, collection: str, hits: Sequence[Hit]) -> list[SearchHit]:
+        out = []
+        for hit in hits:
+            p = hit.payload
+            is_image = collection == IMAGES
+            out.append(SearchHit(
+                id=hit.id, score=hit.score, collection=collection, taxon=p.get("taxon") or "",
+                rank=_rank_of(p), lineage=lineage_of(p), path=p.get("path", "") if is_image else "",
+                root=self._root(hit.id) if is_image else "", split=p.get("split", ""), source=p.get("source", ""),
+                n_images=int(p.get("n_images") or 0), group=hit.group or "",
+            ))
+        return out
+
+
+def open_catalog_if_exists(db: str | None = None) -> Catalog | None:
+    """The catalog at `db` (flag, `$TOL_DB`, default), or None when its SQLite file does not exist:
+    searching must not create an empty catalog. Hits then carry no `root`."""
+    from sqlalchemy.engine import make_url
+
+    from index.catalog import Catalog
+    from index.config import resolve_db_url
+
+    url = resolve_db_url(db)
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        if not Path(database).expanduser().exists():
+            logger.info("no catalog at %s: results carry paths relative to their collection only", url)
+            return None
+    return Catalog(url)
+
+
+def _with_rank(search_filter: SearchFilter | None, rank: Rank | None) -> SearchFilter | None:
+    if rank is None:
+        return search_filter
+    base = search_filter or SearchFilter()
+    return SearchFilter(within=base.within, exclude=base.exclude, rank=rank, split=base.split, source=base.source)
