@@ -125,6 +125,11 @@ NAMED_STYLES: dict[str, str] = {
 
 PATTERNS: tuple[str, ...] = ("plain", "stripes", "spots", "bands", "rings", "countershade", "speckle", "eyespots")
 HABITATS: tuple[str, ...] = ("meadow", "water", "forest", "sand", "sky", "rock", "reef", "snow")
+HABITATS_OF_PLAN: dict[str, tuple[str, ...]] = {  # where a drawn habitat may be: no trees under water
+    "creature": HABITATS,
+    "plant": ("meadow", "forest", "sand", "rock", "snow"),
+    "fungus": ("meadow", "forest", "rock", "snow"),
+}
 NAMED_HABITATS: dict[str, str] = {
     "Aves": "sky", "Actinopteri": "water", "Chondrichthyes": "water", "Cephalopoda": "reef",
     "Anthozoa": "reef", "Scyphozoa": "water", "Asteroidea": "reef", "Echinoidea": "reef", "Bivalvia": "sand",

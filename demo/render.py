@@ -214,29 +214,29 @@ def _fins(t: Traits, p: Pose) -> list[Part]:
 def _wings(t: Traits, p: Pose) -> list[Part]:
     L, W, H, E = _torso(t)
     L, W = L * 0.8, W * 1.15
-    span, lift = 0.35 + 0.55 * t.g("limb_length"), 0.15 + 0.95 * p.phase
+    span, lift = 0.35 + 0.45 * t.g("limb_length"), 0.1 + 0.9 * p.phase
     hx, hy = L * 0.95, -W * 0.75
     beak = H * (0.6 + 1.2 * t.g("curl"))
     tail = 0.15 + 0.4 * t.g("tail")
     legs = [Part("dark", _pts([(x, W * 0.7), (x + 0.05, W * 0.7 + 0.22)]), width=0.03) for x in (-L * 0.1, L * 0.2)]
+    wing_length, wing_width = L * 0.9 + span * 0.6, W * (0.55 + 0.3 * t.g("width"))
     return [
         *legs,
+        Part("limb", _leaf((L * 0.25, -W * 0.45), math.pi + 0.45 + 0.9 * lift, wing_length * 0.9, wing_width * 0.9)),
         Part("wing", _smooth(_pts([(-L * 0.5, -W * 0.2), (-L * 0.5, W * 0.3), (-L - tail, W * 0.25),
                                    (-L - tail, -W * 0.05)]), 1)),
         Part("body", ellipse(0, 0, L, W, rot=-0.15)),
         Part("body", ellipse(hx, hy, H * 1.05, H)),
         Part("accent", _pts([(hx + H * 0.8, hy - H * 0.3), (hx + H * 0.8, hy + H * 0.35), (hx + H * 0.8 + beak, hy)])),
-        Part("wing", _smooth(_pts([(L * 0.4, -W * 0.35), (L * 0.15, -W * 0.6 - span * lift * 0.7),
-                                   (-L * 0.6, -W * 0.5 - span * lift * 1.2), (-L * 0.25, -W * 0.4 - span * lift * 0.4),
-                                   (-L * 0.55, -W * 0.1)]), 2)),
+        Part("wing", _leaf((L * 0.35, -W * 0.25), math.pi + 0.15 + 0.75 * lift, wing_length, wing_width)),
         *_eye(hx + H * 0.25, hy - H * 0.15, E * 1.3),
     ]
 
 
 def _legs(t: Traits, p: Pose) -> list[Part]:
     L, W, H, E = _torso(t)
-    W *= 1.25
-    leg = W * (1.3 + 1.8 * t.g("limb_length"))
+    L, W = L * 0.85, W * 1.45
+    leg = W * (1.1 + 1.4 * t.g("limb_length"))
     swing = 0.35 * math.sin(TAU * p.phase)
     hx, hy = L * 1.0, -W * 0.75
     H *= 1.3
@@ -352,23 +352,20 @@ def _spider(t: Traits, p: Pose) -> list[Part]:
 def _clawed(t: Traits, p: Pose) -> list[Part]:
     long_ = t.g("length")
     shell_x, shell_y = 0.22 + 0.2 * long_, 0.38 - 0.16 * long_ + 0.1 * t.g("width")
-    claw = 0.16 + 0.16 * t.g("limb_length")
-    gape = 0.25 + 0.35 * p.phase
+    claw = 0.13 + 0.1 * t.g("limb_length")
+    gape = 0.2 + 0.5 * p.phase
     parts: list[Part] = []
     for sign in (-1.0, 1.0):
         for i in range(4):
-            x = shell_x * (0.55 - 0.45 * i)
-            foot = (x * 1.4 - 0.1 - 0.06 * i, sign * (shell_y + 0.28 + 0.12 * t.g("limb_length")))
-            parts.append(Part("limb", curve((x, sign * shell_y * 0.5), foot, sign * 0.1, n=6), width=0.045))
-        arm = curve((shell_x * 0.7, sign * shell_y * 0.5), (shell_x + 0.3, sign * (shell_y * 0.6 + 0.08)), sign * 0.08, n=8)
+            x = shell_x * (0.45 - 0.4 * i)
+            foot = (x + 0.06 - 0.1 * i, sign * (shell_y + 0.3 + 0.12 * t.g("limb_length")))
+            parts.append(Part("limb", curve((x, sign * shell_y * 0.7), foot, sign * 0.08, n=6), width=0.05))
+        arm = curve((shell_x * 0.6, sign * shell_y * 0.55), (shell_x + 0.2, sign * (shell_y * 0.55 + 0.12)), sign * 0.06, n=8)
         cx, cy = arm[-1]
-        parts += [
-            Part("limb", band(arm, 0.1, 0.08)),
-            Part("limb", _pts([(cx - 0.02, cy - sign * 0.05), (cx + claw * 1.6, cy - sign * 0.02 - sign * gape * claw * 0.4),
-                               (cx + claw * 0.5, cy + sign * 0.01)])),
-            Part("body", _smooth(_pts([(cx - 0.03, cy + sign * 0.06), (cx + claw * 1.7, cy + sign * gape * claw * 0.3),
-                                       (cx + claw * 0.4, cy - sign * 0.02)]), 1)),
-        ]
+        hand = ellipse(cx + claw * 0.7, cy, claw, claw * 0.55, rot=-sign * 0.2)
+        finger = _leaf((cx + claw * 1.1, cy + sign * claw * 0.25), sign * gape * 0.6, claw * 1.1, claw * 0.22)
+        thumb = _leaf((cx + claw * 1.1, cy - sign * claw * 0.2), -sign * gape * 0.4, claw * 1.2, claw * 0.28)
+        parts += [Part("limb", band(arm, 0.11, 0.09)), Part("limb", finger), Part("body", hand), Part("body", thumb)]
     if long_ > 0.45:
         for i in range(4):
             r = 0.11 - 0.015 * i
@@ -530,7 +527,7 @@ def _bloom(t: Traits, p: Pose) -> list[Part]:
         for side in (-1.0, 1.0):
             parts.append(Part("body", _leaf((x, y), -math.pi / 2 + side * (1.0 + 0.3 * t.g("curl")), leaf_len, leaf_w)))
     petals = 5 + int(8 * t.g("limbs"))
-    petal = 0.12 + 0.16 * t.g("head")
+    petal = 0.17 + 0.17 * t.g("head")
     cx, cy = path[-1]
     for k in range(petals):
         a = TAU * k / petals + p.phase
@@ -542,7 +539,7 @@ def _bloom(t: Traits, p: Pose) -> list[Part]:
 
 def _tree(t: Traits, p: Pose) -> list[Part]:
     crown_y = -0.25 - 0.15 * t.g("length")
-    r = 0.2 + 0.12 * t.g("width")
+    r = 0.27 + 0.13 * t.g("width")
     trunk, _ = _stem((0.0, crown_y + 0.2), 0.05 * (t.g("curl") - 0.5), 0.09 + 0.05 * t.g("limb_length"), "wood")
     parts = [trunk]
     count = 6 + int(4 * t.g("segments"))

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from demo.constants import (
-    FORM_RANK, FORMS, GENES, HABITAT_CHANGE, HABITATS, NAMED_FORMS, NAMED_HABITATS, NAMED_STYLES,
+    FORM_RANK, FORMS, GENES, HABITAT_CHANGE, HABITATS_OF_PLAN, NAMED_FORMS, NAMED_HABITATS, NAMED_STYLES,
     PATTERN_CHANGE, PATTERNS, PLAN_OF_KINGDOM, PLANS, STEP, STYLE_RANK, STYLES, WRAPPING_GENES,
 )
 from taxonomy import Lineage, Rank
@@ -81,7 +81,7 @@ def _kingdom(key: str, name: str) -> Traits:
     form = _choose(FORMS[plan], None, rng)
     return Traits(
         key=key, plan=plan, form=form, style=_choose(STYLES[form], None, rng),
-        pattern=_choose(PATTERNS, None, rng), habitat=_choose(HABITATS, None, rng),
+        pattern=_choose(PATTERNS, None, rng), habitat=_choose(HABITATS_OF_PLAN[plan], None, rng),
         genes=tuple(float(x) for x in genes),
     )
 
@@ -103,7 +103,7 @@ def _child(parent: Traits, key: str, name: str, rank: Rank) -> Traits:
     habitat = parent.habitat
     redraw_habitat = rank <= Rank.CLASS or rng.uniform() < HABITAT_CHANGE.get(rank, 0.0)
     if redraw_habitat:
-        habitat = _choose(HABITATS, NAMED_HABITATS.get(name) if rank == Rank.CLASS else None, rng)
+        habitat = _choose(HABITATS_OF_PLAN[parent.plan], NAMED_HABITATS.get(name) if rank == Rank.CLASS else None, rng)
     return Traits(key, parent.plan, form, style, pattern, habitat, tuple(float(x) for x in genes))
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from demo.constants import GENES, STYLES, WRAPPING_GENES
+from demo.constants import GENES, HABITATS_OF_PLAN, STYLES, WRAPPING_GENES
 from demo.species import available
 from demo.traits import _traits_of_names, traits_of
 from taxonomy import Lineage, Rank
@@ -26,6 +26,7 @@ def test_relatives_share_what_their_common_ancestor_fixed():
         species, genus = traits_of(lineage), traits_of(lineage, Rank.GENUS)
         assert (species.plan, species.form) == (genus.plan, genus.form)
         assert species.style in STYLES[species.form]
+        assert species.habitat in HABITATS_OF_PLAN[species.plan]
 
 
 def test_changes_shrink_with_depth():
