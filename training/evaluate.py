@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from taxonomy import Lineage, Rank, validate_text_type
+from taxonomy import Lineage, Rank, class_name, validate_text_type
 
 if TYPE_CHECKING:
     from embed.encoder import Encoder
@@ -215,18 +215,30 @@ def mistake_depths(true_lineages: Sequence[Lineage], predicted_lineages: Sequenc
                  for level in MISTAKE_LEVELS)
 
 
-def class_embeddings(encoder: "Encoder", candidates: Sequence[Lineage],
-                     text_type: str) -> dict[Rank, tuple[list[Lineage], np.ndarray]]:
-    """The candidates' classes at every rank and their template-averaged embeddings (one encoder pass)."""
+def class_embeddings(encoder: "Encoder", candidates: Sequence[Lineage], text_type: str,
+                     cache: dict[str, np.ndarray] | None = None) -> dict[Rank, tuple[list[Lineage], np.ndarray]]:
+    """The candidates' classes at every rank and their template-averaged embeddings.
+
+    The templates only see the class string, so vectors are kept in `cache` by that string: above
+    species every text type names a taxon by its taxonomic string, and a second text type with the
+    same cache only encodes its species. Pass one cache per model, never across models.
+    """
     validate_text_type(text_type)
+    cache = {} if cache is None else cache
     per_rank = {rank: rank_classes(candidates, rank) for rank in Rank}
-    flat = [lineage for rank in Rank for lineage in per_rank[rank]]
-    vectors = encoder.encode_taxa(flat, text_type) if flat else np.zeros((0, encoder.dim), np.float32)
-    out: dict[Rank, tuple[list[Lineage], np.ndarray]] = {}
-    start = 0
+    todo: dict[str, Lineage] = {}
     for rank in Rank:
-        out[rank] = (per_rank[rank], vectors[start:start + len(per_rank[rank])])
-        start += len(per_rank[rank])
+        for lineage in per_rank[rank]:
+            name = class_name(lineage, text_type)
+            if name not in cache:
+                todo.setdefault(name, lineage)
+    if todo:
+        cache.update(zip(todo, encoder.encode_taxa(list(todo.values()), text_type)))
+    out: dict[Rank, tuple[list[Lineage], np.ndarray]] = {}
+    for rank in Rank:
+        names = per_rank[rank]
+        vectors = [cache[class_name(lineage, text_type)] for lineage in names]
+        out[rank] = (names, np.stack(vectors) if vectors else np.zeros((0, encoder.dim), np.float32))
     return out
 
 
@@ -366,8 +378,9 @@ def evaluate_embeddings(encoder: "Encoder", label: str, embeddings: np.ndarray, 
     candidates = list(true_lineages) if candidates is None else list(candidates)
     zero: list[ZeroShotEvaluation] = []
     if 0 in shots:
+        cache: dict[str, np.ndarray] = {}
         for text_type in text_types:
-            classes = class_embeddings(encoder, candidates, text_type)
+            classes = class_embeddings(encoder, candidates, text_type, cache)
             zero.append(zero_shot(embeddings, true_lineages, classes, text_type))
     few: list[FewShotAccuracy] = []
     with_species = [i for i, lineage in enumerate(true_lineages) if lineage.get(FEW_SHOT_RANK)]

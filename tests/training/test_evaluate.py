@@ -195,7 +195,9 @@ def test_zero_shot_on_a_real_model_matches_training_and_finds_exact_class_texts(
     from training.zeroshot import zero_shot_accuracy
 
     truth = [CORAX, ALBUS, CORAX, ALBUS]  # 8 classes over the seven ranks: few texts to encode
-    classes = class_embeddings(tiny_encoder, truth, "common")
+    cache: dict = {}
+    classes = class_embeddings(tiny_encoder, truth, "common", cache)
+    assert len(cache) == 8
     rng = np.random.default_rng(3)
     images = rng.standard_normal((len(truth), tiny_encoder.dim)).astype(np.float32)
     images /= np.linalg.norm(images, axis=1, keepdims=True)
@@ -209,6 +211,12 @@ def test_zero_shot_on_a_real_model_matches_training_and_finds_exact_class_texts(
     exact = zero_shot(vectors, names, classes, "common")
     assert exact.at("species").top1 == 1.0
     assert sum(m.count for m in exact.mistakes) == 0
+
+    # Above species every text type names a taxon by its taxonomic string: a second type only adds its species.
+    scientific = class_embeddings(tiny_encoder, truth, "scientific", cache)
+    assert len(cache) == 10
+    np.testing.assert_array_equal(scientific[Rank.GENUS][1], classes[Rank.GENUS][1])
+    assert not np.allclose(scientific[Rank.SPECIES][1], classes[Rank.SPECIES][1])
 
     few = evaluate_embeddings(tiny_encoder, "tiny", images, truth, shots=(1,))  # few-shot only: no text encoded
     assert few.zero_shot == ()
