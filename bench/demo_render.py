@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         device = f"cpu: {platform.processor() or platform.machine()}, 1 process ({os.cpu_count()} cores seen)"
         commit = _commit()
-        print(f"{'size':>5} {'path':<11} {'images':>7} {'cpu s':>7} {'wall s':>7} {'img/s (cpu)':>12} {'vs png-save':>12}",
-              file=sys.stderr)
+        header = ("size", "path", "images", "cpu s", "wall s", "img/s (cpu)", "vs png-save")
+        print("{:>5} {:<11} {:>7} {:>7} {:>7} {:>12} {:>12}".format(*header), file=sys.stderr)
         for size in args.sizes:
             for i in range(args.burn_in):
                 paths["jpeg-bytes"](i, size)
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 rate = args.images / cpu
                 baseline = baseline or rate
-                print(f"{size:>5} {name:<11} {args.images:>7} {cpu:>7.2f} {wall:>7.2f} {rate:>12.1f} {rate / baseline:>11.2f}x",
-                      file=sys.stderr)
+                print(f"{size:>5} {name:<11} {args.images:>7} {cpu:>7.2f} {wall:>7.2f} {rate:>12.1f} "
+                      f"{rate / baseline:>11.2f}x", file=sys.stderr)
                 print(json.dumps({"bench": "demo_render", "path": name, "size": size, "images": args.images,
                                   "cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3),
                                   "images_per_cpu_s": round(rate, 1), "images_per_wall_s": round(args.images / wall, 1),

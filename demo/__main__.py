@@ -40,7 +40,8 @@ def create_parser() -> argparse.ArgumentParser:
     collection.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PX",
                             help=f"side of the square pictures, {MIN_SIZE}-{MAX_SIZE} (default {DEFAULT_SIZE})")
     collection.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
-                            help=f"chooses the species, the splits and every picture's variation (default {DEFAULT_SEED})")
+                            help="chooses the species, the splits and every picture's variation "
+                                 f"(default {DEFAULT_SEED})")
 
     sheet = commands.add_parser(
         "contact-sheet", help="one labelled row of pictures per family of a collection",

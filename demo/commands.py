@@ -15,9 +15,10 @@ def tqdm_progress(description: str) -> Iterator[Callable[[float, str], None]]:
     """A `progress(fraction, message)` callback drawing a tqdm bar on stderr."""
     from tqdm import tqdm
 
-    with tqdm(total=1000, desc=description, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
+    steps = 1000  # the callback gives fractions; a thousand steps are fine enough for a bar
+    with tqdm(total=steps, desc=description, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
         def update(fraction: float, message: str) -> None:
-            bar.update(round(fraction * 1000) - bar.n)
+            bar.update(round(fraction * steps) - bar.n)
             bar.set_postfix_str(message, refresh=False)
 
         yield update

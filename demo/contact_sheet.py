@@ -114,8 +114,10 @@ def make_contact_sheet(
     for i, row in enumerate(rows):
         lineage = row[0].lineage
         if i == 0 or classes[i] != classes[i - 1]:
-            draw.line([(SHEET_MARGIN, y + HEADER_HEIGHT - 4), (width - SHEET_MARGIN, y + HEADER_HEIGHT - 4)], fill=SHEET_RULE)
-            draw.text((SHEET_MARGIN, y + 2), f"{lineage.kingdom} · {lineage.phylum} · {lineage.cls}", font=bold, fill=SHEET_INK)
+            rule = y + HEADER_HEIGHT - 4
+            draw.line([(SHEET_MARGIN, rule), (width - SHEET_MARGIN, rule)], fill=SHEET_RULE)
+            title = f"{lineage.kingdom} · {lineage.phylum} · {lineage.cls}"
+            draw.text((SHEET_MARGIN, y + 2), title, font=bold, fill=SHEET_INK)
             y += HEADER_HEIGHT
         x = SHEET_MARGIN
         draw.text((x, y + 8), lineage.family, font=bold, fill=SHEET_INK)
@@ -127,8 +129,9 @@ def make_contact_sheet(
         for sample in row[:per_row]:
             with Image.open(images / sample.path) as picture:
                 sheet.paste(picture.convert("RGB").resize((thumb, thumb), Image.Resampling.LANCZOS), (x, y))
-            draw.text((x, y + thumb + 2), _fit(draw, sample.lineage.common_name, small, thumb), font=small, fill=SHEET_INK)
-            draw.text((x, y + thumb + 13), _fit(draw, sample.lineage.binomial, italic, thumb), font=italic, fill=SHEET_MUTED)
+            common, binomial = sample.lineage.common_name, sample.lineage.binomial
+            draw.text((x, y + thumb + 2), _fit(draw, common, small, thumb), font=small, fill=SHEET_INK)
+            draw.text((x, y + thumb + 13), _fit(draw, binomial, italic, thumb), font=italic, fill=SHEET_MUTED)
             x += cell
         y += row_height
     out = Path(out)

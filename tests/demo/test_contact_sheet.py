@@ -24,7 +24,8 @@ def test_rows_are_families_spread_over_classes_and_kingdoms(tiny_collection):
 
 
 def test_the_sheet_is_a_palettised_png_of_the_expected_width(tiny_collection, tmp_path):
-    out = make_contact_sheet(tiny_collection.catalog, tiny_collection.images, tmp_path / "sheet.png", families=4, per_row=3)
+    out = make_contact_sheet(tiny_collection.catalog, tiny_collection.images, tmp_path / "sheet.png",
+                             families=4, per_row=3)
     with Image.open(out) as sheet:
         assert sheet.format == "PNG" and sheet.mode == "P"
         assert sheet.width == 2 * SHEET_MARGIN + SHEET_LABEL_WIDTH + 3 * (SHEET_THUMB + SHEET_MARGIN)

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from demo.constants import FORMS, PLANS, STYLES
-from demo.render import DRAWERS, Pose, parts_of, render
+from demo.bodies import DRAWERS
+from demo.pose import Pose
+from demo.render import parts_of, render
 from demo.species import available
 from demo.traits import keyed_rng, traits_of
 

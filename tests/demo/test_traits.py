@@ -33,7 +33,8 @@ def test_changes_shrink_with_depth():
     pool = available()
     steps = {}
     for rank in (Rank.PHYLUM, Rank.CLASS, Rank.SPECIES):
-        moves = [np.abs(traits_of(lin, rank).vector() - traits_of(lin, Rank(rank - 1)).vector())[_LINEAR] for lin in pool]
+        moves = [np.abs(traits_of(lin, rank).vector() - traits_of(lin, Rank(rank - 1)).vector())[_LINEAR]
+                 for lin in pool]
         steps[rank] = float(np.mean(moves))
     assert steps[Rank.PHYLUM] > steps[Rank.CLASS] > 2 * steps[Rank.SPECIES] > 0
 
