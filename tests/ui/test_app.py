@@ -1,0 +1,244 @@
+"""The Streamlit app under AppTest, on the shared built index: each mode, the filters, uploads, an empty store."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from index.catalog import Catalog
+from taxonomy import Rank, caption
+from tests.ui.built_index import BuiltIndex
+from tests.ui.conftest import APP, APP_TIMEOUT_S
+from ui import state
+
+TEXT = "a photo of Felis catus with common name domestic cat."
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def search(at: AppTest, text: str = TEXT) -> AppTest:
+    at.text_input(key=state.TEXT).input(text)
+    return run(at)
+
+
+def keys(at: AppTest, prefix: str) -> list[str]:
+    return [b.key for b in at.button if b.key and b.key.startswith(prefix)]
+
+
+def result_ids(at: AppTest) -> list[str]:
+    return [key.split(":", 1)[1] for key in keys(at, "alike:")]
+
+
+def crumb_labels(at: AppTest, rank: Rank) -> list[str]:
+    return [b.label for b in at.button if b.key and b.key.startswith("crumb:") and b.key.endswith(":" + rank.label)]
+
+
+def lineages(built: BuiltIndex):
+    with Catalog(built.db) as catalog:
+        return {record.id: record.lineage for record in catalog.images()}
+
+
+# --- describe -------------------------------------------------------------------------------------------
+
+def test_describe_shows_a_grid_of_result_images(app):
+    assert app.segmented_control(key=state.MODE).value == state.DESCRIBE
+    assert len(app.image) == 0 and any("Type a description" in c.value for c in app.main.caption)
+    search(app)
+    assert len(app.image) == state.DEFAULT_K
+    assert all(image.value and image.value[0] for image in app.image)  # served thumbnails
+    ids = result_ids(app)
+    assert len(set(ids)) == state.DEFAULT_K
+    assert any("In these results" in m.value for m in app.markdown)
+    assert len(keys(app, "taxon:")) == 5  # closest taxa at the chosen rank
+    assert any("12 images, most similar first" in c.value for c in app.caption)
+
+
+def test_side_panel_shows_store_model_and_counts(app, ui_env):
+    metrics = {m.label: m.value for m in app.sidebar.metric}
+    with Catalog(ui_env.db) as catalog:
+        assert metrics == {"Images": str(len(catalog.images())), "Species": str(len(catalog.taxa(Rank.SPECIES)))}
+    captions = " ".join(c.value for c in app.sidebar.caption)
+    assert "tol-tiny" in captions and "qdrant" in captions
+
+
+def test_examples_come_from_the_taxa_and_fill_the_text(app, ui_env):
+    pills = app.pills(key=state.EXAMPLE)
+    with Catalog(ui_env.db) as catalog:
+        species = {t.common_name: t for t in catalog.taxa(Rank.SPECIES)}
+    label = next(option for option in pills.options if option in species)
+    text = caption(species[label].lineage, "sci_com")
+    pills.set_value(text)
+    run(app)
+    assert app.text_input(key=state.TEXT).value == text
+    assert len(app.image) == state.DEFAULT_K
+
+
+def test_k_and_grouping_by_species(app, ui_env):
+    app.slider(key=state.K).set_value(8)
+    app.slider(key=state.PER_SPECIES).set_value(1)
+    search(app)
+    ids = result_ids(app)
+    names = lineages(ui_env)
+    assert len(ids) == 8
+    assert len({names[i].binomial for i in ids}) == 8  # one image per species
+
+
+# --- filters --------------------------------------------------------------------------------------------
+
+def test_clade_cascade_offers_only_taxa_inside_the_choice(app, ui_env):
+    kingdom = app.selectbox(key=state.clade_key(Rank.KINGDOM))
+    assert [o.split(" · ")[0] for o in kingdom.options] == ["Plantae", "Animalia", "Fungi"]  # most images first
+    assert state.clade_key(Rank.PHYLUM) not in {s.key for s in app.selectbox}
+    kingdom.set_value("Animalia")
+    search(app)
+    phylum = app.selectbox(key=state.clade_key(Rank.PHYLUM))
+    names = lineages(ui_env)
+    animal_phyla = {lin.phylum for lin in names.values() if lin.kingdom == "Animalia"}
+    assert {o.split(" · ")[0] for o in phylum.options} == animal_phyla
+    assert sum(int(o.split(" · ")[1]) for o in phylum.options) == sum(
+        lin.kingdom == "Animalia" for lin in names.values())
+    ids = result_ids(app)
+    assert ids and all(names[i].kingdom == "Animalia" for i in ids)
+    assert set(crumb_labels(app, Rank.KINGDOM)) == {"Animalia"}
+
+
+def test_breadcrumb_click_narrows_the_filter(app, ui_env):
+    search(app)
+    first = result_ids(app)[0]
+    names = lineages(ui_env)
+    family = names[first].key(Rank.FAMILY)
+    app.button(key=f"crumb:{first}:family").click()
+    run(app)
+    assert app.session_state[state.clade_key(Rank.FAMILY)] == family
+    assert app.session_state[state.clade_key(Rank.KINGDOM)] == names[first].kingdom
+    assert app.selectbox(key=state.clade_key(Rank.FAMILY)).value == family
+    ids = result_ids(app)
+    assert ids and all(family in names[i].keys() for i in ids)
+    assert len(ids) == sum(family in lin.keys() for lin in names.values())  # all of the family, k is larger
+    clear = next(b for b in app.sidebar.button if b.label == "Clear the clade filter")
+    clear.click()
+    run(app)
+    assert app.session_state[state.clade_key(Rank.FAMILY)] is None and len(result_ids(app)) == state.DEFAULT_K
+
+
+def test_excluding_the_chosen_clade(app, ui_env):
+    app.selectbox(key=state.clade_key(Rank.KINGDOM)).set_value("Plantae")
+    run(app)
+    app.toggle(key=state.EXCLUDE).set_value(True)
+    app.slider(key=state.K).set_value(48)
+    search(app)
+    names = lineages(ui_env)
+    ids = result_ids(app)
+    assert len(ids) == sum(lin.kingdom != "Plantae" for lin in names.values())
+    assert not any(names[i].kingdom == "Plantae" for i in ids)
+
+
+def test_split_filter(app, ui_env):
+    app.selectbox(key=state.SPLIT).set_value("val")
+    app.slider(key=state.K).set_value(48)
+    search(app)
+    with Catalog(ui_env.db) as catalog:
+        val = {r.id for r in catalog.images() if r.split == "val"}
+    assert set(result_ids(app)) == val
+
+
+# --- look-alikes and identify ---------------------------------------------------------------------------
+
+def test_lookalikes_of_a_collection_image(app, ui_env):
+    app.segmented_control(key=state.MODE).set_value(state.LOOKALIKES)
+    run(app)
+    picker = app.selectbox(key=state.PICKED)
+    with Catalog(ui_env.db) as catalog:
+        record = catalog.images()[0]
+    picker.set_value(record.id)
+    run(app)
+    ids = result_ids(app)
+    assert len(ids) == state.DEFAULT_K and record.id not in ids
+    assert len(app.image) == state.DEFAULT_K + 1  # the query's preview and the results
+
+
+def test_lookalikes_button_under_a_result(app):
+    search(app)
+    target = result_ids(app)[2]
+    app.button(key=f"alike:{target}").click()
+    run(app)
+    assert app.session_state[state.MODE] == state.LOOKALIKES
+    assert app.selectbox(key=state.PICKED).value == target
+    assert target not in result_ids(app) and len(result_ids(app)) == state.DEFAULT_K
+
+
+def test_identify_a_collection_image_shows_a_tree_at_every_rank(app, ui_env):
+    search(app)
+    target = result_ids(app)[0]
+    app.button(key=f"identify:{target}").click()
+    app.selectbox(key=state.RANK).set_value("genus")
+    run(app)
+    assert app.session_state[state.MODE] == state.IDENTIFY
+    tree = app.html[0].proto.body
+    for rank in ("kingdom", "phylum", "class", "order", "family", "genus"):
+        assert f'class="tol-rank">{rank}<' in tree
+    assert 'class="tol-rank">species<' not in tree  # the tree stops at the chosen rank
+    assert tree.count("tol-row tol-path") == 6  # the best guess, kingdom to genus, highlighted
+    assert any(m.value == "##### Top genus taxa" for m in app.markdown)
+    assert len(app.get("progress")) == len(set(lin.key(Rank.GENUS) for lin in lineages(ui_env).values()))
+    app.radio(key=state.METHOD).set_value("taxa")
+    run(app)
+    assert "method `taxa`" in " ".join(c.value for c in app.caption)
+
+
+def png_bytes(size: tuple[int, int] = (96, 80), colour: tuple[int, int, int] = (30, 120, 60)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_identify_an_upload(app):
+    app.segmented_control(key=state.MODE).set_value(state.IDENTIFY)
+    run(app)
+    app.radio(key=state.SOURCE).set_value(state.FROM_UPLOAD)
+    run(app)
+    app.file_uploader(key=state.UPLOAD).upload("leaf.png", png_bytes(), "image/png")
+    run(app)
+    assert not app.error
+    assert "tol-rank" in app.html[0].proto.body
+    assert app.image[0].captions == ["leaf.png"]
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("notes.png", b"these are not pixels", "not an image"),
+    ("huge.png", None, "megapixels"),
+])
+def test_uploads_that_are_refused(app, name, data, message):
+    if data is None:
+        buffer = io.BytesIO()
+        Image.new("1", (8000, 6000)).save(buffer, "PNG")  # 48 MP in a few kB
+        data = buffer.getvalue()
+    app.segmented_control(key=state.MODE).set_value(state.LOOKALIKES)
+    run(app)
+    app.radio(key=state.SOURCE).set_value(state.FROM_UPLOAD)
+    run(app)
+    app.file_uploader(key=state.UPLOAD).upload(name, data, "image/png")
+    run(app)
+    assert len(app.error) == 1 and message in app.error[0].value
+    assert not result_ids(app)
+
+
+# --- no store yet ---------------------------------------------------------------------------------------
+
+def test_an_empty_store_shows_how_to_build_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOL_STORE", str(tmp_path / "qdrant"))
+    monkeypatch.setenv("TOL_DB", f"sqlite:///{tmp_path / 'catalog.db'}")
+    monkeypatch.setenv("TOL_MODEL", "tol-tiny")
+    at = run(AppTest.from_file(APP, default_timeout=APP_TIMEOUT_S))
+    assert not at.error
+    assert "Nothing to search yet" in at.info[0].value
+    text = " ".join(m.value for m in at.markdown)
+    assert "python -m embed build" in text and "python -m demo" in text
+    assert at.sidebar.metric[0].value == "0"
+    assert not (tmp_path / "catalog.db").exists() and not (tmp_path / "qdrant").exists()  # nothing created

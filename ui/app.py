@@ -1,0 +1,51 @@
+"""Tree-of-life search in the browser: `streamlit run ui/app.py`.
+
+Three modes over one store: describe (text -> images), look-alikes (image -> images) and
+identify (image -> taxa), with a clade filter that follows the tree. The page only lays out;
+widgets live in `ui/components`, the search in `embed.search`. Configuration comes from
+`TOL_STORE`, `TOL_DB` and `TOL_MODEL` (see `ui/services.py`).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run ui/app.py` puts ui/ on the path, not the repository root that holds the packages.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+TITLE = "Tree of life search"
+
+
+def app() -> None:
+    from ui import state
+    from ui.components.filters import render_filters
+    from ui.components.modes import render_describe, render_identify, render_lookalikes
+    from ui.components.query import render_mode
+    from ui.components.sidebar import render_empty_store, render_sidebar
+    from ui.services import UiConfig, service_or_error
+
+    st.set_page_config(page_title=TITLE, page_icon=":material/forest:", layout="wide")
+    state.init(st.session_state)
+    config = UiConfig.from_env()
+    service, error = service_or_error(config)
+    counts = render_sidebar(config, service, error)
+
+    st.title(TITLE, anchor=False)
+    if service is None or counts is None or counts.is_empty:
+        render_empty_store(config, error)
+        return
+    options = render_filters(service)
+    mode = render_mode()
+    if mode == state.DESCRIBE:
+        render_describe(service, options)
+    elif mode == state.LOOKALIKES:
+        render_lookalikes(service, options)
+    else:
+        render_identify(service, options)
+
+
+app()

@@ -1,0 +1,92 @@
+"""The side panel's filters: the clade cascade (kingdom -> genus, with image counts), rank, split, grouping."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from embed.predict import METHOD_SUM, METHOD_TAXA
+from embed.search import SearchService, TaxonOption
+from index.store import SearchFilter
+from taxonomy import RANK_LABELS, Rank
+from ui import state
+
+MAX_K = 48
+K_STEP = 4
+MAX_PER_SPECIES = 5
+METHOD_LABELS = {METHOD_SUM: "Species probabilities summed (pybioclip)", METHOD_TAXA: "Each rank's own vectors"}
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """What the side panel asks of every search."""
+
+    filter: SearchFilter | None
+    clade: str | None  # the chosen clade key, shown above the results
+    excluded: bool
+    rank: Rank
+    k: int
+    per_species: int | None
+    method: str
+
+
+def _on_clade_change(rank: Rank) -> None:
+    state.clear_below(st.session_state, rank)
+
+
+def _clade_selector(service: SearchService, rank: Rank, within: str | None) -> str | None:
+    options = service.clade_options(rank, within)
+    if not options:
+        return None
+    key = state.clade_key(rank)
+    by_key: dict[str, TaxonOption] = {o.key: o for o in options}
+    if st.session_state.get(key) not in by_key:
+        st.session_state[key] = None  # a choice left over from another parent
+    return st.selectbox(
+        rank.label.capitalize(), list(by_key), key=key, format_func=lambda k: by_key[k].label,
+        placeholder=f"any {rank.label}", on_change=_on_clade_change, args=(rank,),
+    )
+
+
+def render_clade_cascade(service: SearchService) -> str | None:
+    """One selector per rank, each listing the taxa inside the choice above it; returns the deepest choice."""
+    clade: str | None = None
+    for rank in state.CLADE_RANKS:
+        chosen = _clade_selector(service, rank, clade)
+        if chosen:
+            clade = chosen
+        elif not any(st.session_state.get(state.clade_key(r)) for r in state.CLADE_RANKS if r > rank):
+            break
+    return clade
+
+
+def _reset_clade() -> None:
+    state.set_clade(st.session_state, None)
+
+
+def render_filters(service: SearchService) -> QueryOptions:
+    """The filter panel, in the sidebar."""
+    with st.sidebar:
+        st.subheader("Filter by clade")
+        clade = render_clade_cascade(service)
+        excluded = st.toggle("Exclude this clade instead", key=state.EXCLUDE, disabled=clade is None)
+        if clade:
+            st.button("Clear the clade filter", on_click=_reset_clade, type="tertiary", icon=":material/close:")
+        splits = service.facets("split")
+        split = None
+        if splits:
+            split = st.selectbox("Split", list(splits), key=state.SPLIT, placeholder="any split",
+                                 format_func=lambda s: f"{s} · {splits[s]}")
+        st.subheader("Results")
+        rank = st.selectbox("Rank of predicted and matching taxa", RANK_LABELS, key=state.RANK)
+        k = st.slider("Results", K_STEP, MAX_K, step=K_STEP, key=state.K)
+        per_species = st.slider("At most per species (0: no grouping)", 0, MAX_PER_SPECIES, key=state.PER_SPECIES)
+        method = st.radio("Identify by", list(METHOD_LABELS), key=state.METHOD, format_func=METHOD_LABELS.get)
+    search_filter = SearchFilter(
+        within=(clade,) if clade and not excluded else (), exclude=(clade,) if clade and excluded else (),
+        split=split or None,
+    )
+    return QueryOptions(
+        filter=None if search_filter.is_empty else search_filter, clade=clade, excluded=bool(excluded and clade),
+        rank=Rank.parse(rank), k=int(k), per_species=int(per_species) or None, method=method,
+    )

@@ -1,0 +1,82 @@
+"""The three modes: describe (text -> images), look-alikes (image -> images), identify (image -> taxa)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from embed.models import ModelUnavailableError
+from embed.search import SearchService
+from index.store import StoreError
+from ui.components.filters import QueryOptions
+from ui.components.identify import render_identification, render_top
+from ui.components.query import render_image_query, render_text_query
+from ui.components.results import render_results, render_summary, render_taxa
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SIDE_RATIO = (3, 1)
+
+
+def _attempt(what: str, run: Callable[[], T]) -> T | None:
+    """Run a search; a failure becomes a message on the page, not a traceback."""
+    try:
+        with st.spinner(f"{what}…"):
+            return run()
+    except (StoreError, ValueError, KeyError, FileNotFoundError, ModelUnavailableError) as e:
+        logger.warning("%s failed: %s", what, e)
+        st.error(f"{what} failed: {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+        return None
+
+
+def render_describe(service: SearchService, options: QueryOptions) -> None:
+    text = render_text_query(service)
+    if text is None:
+        st.caption("Type a description or a name, or pick one of the examples.")
+        return
+    hits = _attempt("Searching", lambda: service.text_to_images(text, options.k, options.filter, options.per_species))
+    taxa = _attempt("Matching taxa", lambda: service.text_to_taxa(text, 5, options.rank, options.filter))
+    main, side = st.columns(SIDE_RATIO, gap="large")
+    with main:
+        if hits is not None:
+            render_results(hits, options.clade, options.excluded)
+    with side:
+        if hits:
+            render_summary(hits)
+        if taxa:
+            render_taxa(taxa, options.rank.label)
+
+
+def render_lookalikes(service: SearchService, options: QueryOptions) -> None:
+    query_column, _ = st.columns(SIDE_RATIO)
+    with query_column:
+        query = render_image_query(service, options.filter)
+    if query is None:
+        return
+    hits = _attempt("Searching", lambda: service.image_to_images(query.query, options.k, options.filter,
+                                                                 options.per_species))
+    if hits is None:
+        return
+    main, side = st.columns(SIDE_RATIO, gap="large")
+    with main:
+        render_results(hits, options.clade, options.excluded)
+    with side:
+        render_summary(hits)
+
+
+def render_identify(service: SearchService, options: QueryOptions) -> None:
+    left, middle, right = st.columns((1.1, 2.2, 1.3), gap="large")
+    with left:
+        query = render_image_query(service, None)
+    if query is None:
+        return
+    found = _attempt("Identifying", lambda: service.identify(query.query, options.k, options.method, options.filter))
+    if found is None:
+        return
+    with middle:
+        render_identification(found, options.rank)
+    with right:
+        render_top(found, options.rank, min(options.k, 8))

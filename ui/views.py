@@ -1,0 +1,189 @@
+"""What the page shows, computed without streamlit: breadcrumbs, result summaries, trees, thumbnails, examples.
+
+The components draw these; the tests check them directly.
+"""
+from __future__ import annotations
+
+import html
+import io
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import ImageOps
+
+from embed.predict import TreeRow
+from embed.search import SearchHit, SearchService
+from index.images import ImageError, open_image
+from taxonomy import Lineage, Rank, caption, parse_key
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL_PX = 256
+THUMBNAIL_QUALITY = 85
+EXAMPLE_SPECIES = 3
+EXAMPLE_TEXT_TYPE = "sci_com"  # `a photo of Felis catus with common name domestic cat.`
+UNLABELLED = "(unlabelled)"
+NO_FAMILY = "(no family)"
+NO_GENUS = "(no genus)"
+ITALIC_RANKS = frozenset({Rank.GENUS, Rank.SPECIES})
+
+
+@dataclass(frozen=True)
+class Crumb:
+    """One part of a lineage breadcrumb: clicking it narrows the filter to `key`."""
+
+    rank: Rank
+    name: str
+    key: str
+
+
+def breadcrumb(lineage: Lineage, deepest: Rank = Rank.GENUS) -> list[Crumb]:
+    """The named ranks of `lineage` from kingdom down to `deepest` (empty ranks skipped)."""
+    return [Crumb(rank, lineage.get(rank), lineage.key(rank))
+            for rank in Rank if rank <= deepest and lineage.get(rank)]
+
+
+@dataclass(frozen=True)
+class SummaryNode:
+    """A family or genus of the results, with how many results fall in it."""
+
+    name: str
+    key: str
+    count: int
+    children: tuple["SummaryNode", ...] = ()
+
+
+def summary_tree(hits: Sequence[SearchHit]) -> list[SummaryNode]:
+    """Results counted per family, and per genus inside each family; largest first."""
+    families: Counter[tuple[str, str]] = Counter()
+    genera: Counter[tuple[str, str, str]] = Counter()
+    for hit in hits:
+        lineage = hit.lineage
+        if lineage.is_empty:
+            family = (UNLABELLED, "")
+        else:
+            family = (lineage.family or NO_FAMILY, lineage.key(Rank.FAMILY) if lineage.family else "")
+        genus = (lineage.genus or NO_GENUS, lineage.key(Rank.GENUS) if lineage.genus else "")
+        families[family] += 1
+        genera[(family[1] or family[0], *genus)] += 1
+    out = []
+    for (name, key), count in sorted(families.items(), key=lambda item: (-item[1], item[0])):
+        children = sorted(
+            (SummaryNode(g_name, g_key, n) for (parent, g_name, g_key), n in genera.items() if parent == (key or name)),
+            key=lambda node: (-node.count, node.name),
+        )
+        out.append(SummaryNode(name, key, count, tuple(children)))
+    return out
+
+
+def summary_markdown(nodes: Sequence[SummaryNode]) -> str:
+    """The summary tree as a nested markdown list: families in bold, genera in italics."""
+    lines = []
+    for family in nodes:
+        lines.append(f"- **{_md(family.name)}** · {family.count}")
+        lines.extend(f"    - *{_md(genus.name)}* · {genus.count}" for genus in family.children)
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
+
+
+def percent(score: float) -> str:
+    return f"{100 * score:.1f}%" if score >= 0.001 else "<0.1%"
+
+
+TREE_STYLE = """
+<style>
+.tol-tree {font-family: "Source Sans Pro", sans-serif; font-size: 0.92rem; line-height: 1.25;}
+.tol-row {display: flex; align-items: center; gap: 0.5rem; padding: 0.18rem 0;}
+.tol-name {flex: 0 0 auto; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
+.tol-rank {color: #8a8f98; font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.04em;
+  width: 4.2rem; flex: 0 0 4.2rem;}
+.tol-common {color: #6b7280; font-size: 0.82rem;}
+.tol-bar {flex: 1 1 6rem; height: 0.45rem; background: #eef0f2; border-radius: 0.3rem; min-width: 4rem;}
+.tol-fill {height: 100%; border-radius: 0.3rem; background: #b7c9b0;}
+.tol-path .tol-fill {background: #2e7d4f;}
+.tol-path .tol-name {font-weight: 600; color: #1f5135;}
+.tol-pct {width: 3.6rem; text-align: right; font-variant-numeric: tabular-nums; color: #374151;}
+</style>
+"""
+
+
+def prediction_tree_html(rows: Sequence[TreeRow]) -> str:
+    """The identification tree: one indented row per taxon with its probability as a bar.
+
+    Rows on the best-guess path are highlighted. Every name is escaped.
+    """
+    parts = [TREE_STYLE, '<div class="tol-tree">']
+    for row in rows:
+        p = row.prediction
+        name = html.escape(p.name)
+        if p.rank in ITALIC_RANKS:
+            name = f"<i>{name}</i>"
+        common = f' <span class="tol-common">{html.escape(p.common_name)}</span>' if p.common_name else ""
+        width = max(0.0, min(100.0, 100 * p.score))
+        parts.append(
+            f'<div class="tol-row{" tol-path" if row.on_path else ""}" style="padding-left:{1.1 * row.depth:.1f}rem">'
+            f'<span class="tol-rank">{p.rank.label}</span>'
+            f'<span class="tol-name">{name}{common}</span>'
+            f'<span class="tol-bar"><span class="tol-fill" style="display:block;width:{width:.1f}%"></span></span>'
+            f'<span class="tol-pct">{percent(p.score)}</span></div>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | None:
+    """A square JPEG thumbnail of a collection image, read only through `open_image` (which refuses
+    any path leading outside `root`); None when it cannot be shown."""
+    if not root or not path:
+        return None
+    try:
+        image = open_image(root, path)
+    except ImageError as e:
+        logger.warning("thumbnail refused: %s", e)
+        return None
+    square = ImageOps.fit(image, (size, size))
+    buffer = io.BytesIO()
+    square.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Example:
+    """A query text offered to the user, from the taxa in the store."""
+
+    label: str
+    text: str
+
+
+def examples(service: SearchService, species: int = EXAMPLE_SPECIES) -> list[Example]:
+    """The best-represented species (by common name where there is one) and the largest family."""
+    out = []
+    for option in service.clade_options(Rank.SPECIES)[:species]:
+        lineage = parse_key(option.key).with_common_name(option.common_name)
+        out.append(Example(option.common_name or option.name, caption(lineage, EXAMPLE_TEXT_TYPE)))
+    families = service.clade_options(Rank.FAMILY)
+    if families:
+        family = families[0]
+        out.append(Example(f"{family.name} (family)", caption(parse_key(family.key), EXAMPLE_TEXT_TYPE)))
+    return out
+
+
+def hit_title(hit: SearchHit) -> tuple[str, str]:
+    """(common name or scientific name, scientific name or "") for a result card."""
+    if hit.lineage.is_empty:
+        return UNLABELLED, ""
+    if hit.common_name:
+        return hit.common_name, hit.name
+    return hit.name, ""
+
+
+def option_label(hit: SearchHit) -> str:
+    """How a collection image is listed in the picker."""
+    title, scientific = hit_title(hit)
+    name = f"{title} ({scientific})" if scientific else title
+    return f"{name} — {hit.path}"
