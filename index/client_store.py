@@ -45,6 +45,8 @@ def _client_filter(spec: FilterSpec | None) -> models.Filter | None:
     if spec.has_vector is not None:
         must.append(models.HasVectorCondition(has_vector=spec.has_vector))
     must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
+    if spec.has_field is not None:
+        must_not.append(models.IsEmptyCondition(is_empty=models.PayloadField(key=spec.has_field)))
     return models.Filter(must=must or None, must_not=must_not or None)
 
 

@@ -15,8 +15,8 @@ What the edge engine (qdrant-edge-py 0.9) offers, and how this module uses it:
 - Upserting a point replaces all its vectors, so points that exist get `update_vectors` (which
   keeps the other models' vectors) and, where it changed, `overwrite_payload`.
 - `facet` needs a keyword index on the field (all facetable fields have one). There is no
-  grouped query: `search(group_by=...)` over-fetches and groups like Qdrant, then fills groups
-  that came up short with one batched query per group.
+  grouped query: `search(group_by=...)` fetches, groups like Qdrant, then asks again without the
+  groups found so far until it has `k`, and fills groups that came up short in one batched query.
 - Only one `EdgeShard` may hold a folder (the WAL is locked): a second open fails; this module
   refuses it before trying in this process, and names the folder when another process holds it.
 """
@@ -35,7 +35,7 @@ import qdrant_edge as qe
 
 from index.convert import as_queries, check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
-from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, check_collection, check_keyword_field
+from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field
 from index.store import (
     FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, StoreError, StoreLockedError, VectorStore, _check_positive, _paged,
 )
@@ -44,8 +44,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "edge_config.json"  # written by the engine on create, load and create_dense_vector
 SCROLL_PAGE = 512
-GROUP_FETCH_START = 64  # first over-fetch of a grouped search, times k * group_size
-GROUP_FETCH_MAX = 65_536  # stop widening there: groups that are still missing are very rare
+GROUP_FETCH_START = 64  # first fetch of a grouped search: at least this, or 4 * k * group_size
+GROUP_FETCH_MAX = 65_536  # grouping by the array field `lineage` widens its fetch up to this
 _DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
 
 _open_roots: set[Path] = set()
@@ -73,7 +73,9 @@ def _edge_filter(spec: FilterSpec | None) -> qe.Filter | None:
         must.append(qe.HasIdCondition({uuid.UUID(i) for i in spec.ids}))
     if spec.has_vector is not None:
         must.append(qe.HasVectorCondition(spec.has_vector))
-    must_not = [condition(f, v) for f, v in spec.must_not]
+    must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
+    if spec.has_field is not None:
+        must_not.append(qe.IsEmptyCondition(spec.has_field))
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 
@@ -236,14 +238,14 @@ class EdgeStore(VectorStore):
 
     def _request(
         self, query: np.ndarray, vector_name: str, limit: int, spec: FilterSpec | None,
-        exact: bool, hnsw_ef: int | None, with_vectors: bool,
+        exact: bool, hnsw_ef: int | None, with_vectors: bool, payload: bool | list[str] = True,
     ) -> qe.QueryRequest:
         return qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(query.tolist(), using=vector_name),
             filter=_edge_filter(spec),
             params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
-            with_payload=True,
+            with_payload=payload,
             with_vector=[vector_name] if with_vectors else False,
         )
 
@@ -264,50 +266,71 @@ class EdgeStore(VectorStore):
         vector = self._search_args(collection, vector_name, query, k, group_by, group_size)
         shard = self._shard(collection)
         assert shard is not None  # _search_args found the vector, so the shard exists
-        vector_out = vector_name if with_vectors else None
+        if group_by is None:
+            request = self._request(vector, vector_name, k, filter_spec(filter), exact, hnsw_ef, with_vectors)
+            return [_hit(p, float(p.score), vector_name if with_vectors else None) for p in shard.query(request)]
+
+        def probe(limit: int, spec: FilterSpec | None) -> qe.QueryRequest:
+            # Grouping needs only the group field; full payloads are read for the final hits alone.
+            return self._request(vector, vector_name, limit, spec, exact, hnsw_ef, False, [group_by])
+
+        groups = self._grouped(shard, probe, filter, group_by, k, group_size)
+        ids = [h.id for _, members in groups for h in members]
+        points = shard.retrieve(ids, with_payload=True, with_vector=[vector_name] if with_vectors else False)
+        full = {str(p.id): _hit(p, None, vector_name if with_vectors else None) for p in points}
+        return [
+            Hit(h.id, h.score, full[h.id].payload, full[h.id].vector, value)
+            for value, members in groups for h in members if h.id in full
+        ]
+
+    @staticmethod
+    def _grouped(
+        shard: qe.EdgeShard, probe: Callable[[int, FilterSpec | None], qe.QueryRequest],
+        filter: SearchFilter | None, group_by: str, k: int, group_size: int,
+    ) -> list[tuple[str, list[Hit]]]:
+        """Qdrant's groups without a grouped query: the first `k` groups in score order, each with its
+        `group_size` best hits. Points without the field belong to no group and are filtered out."""
 
         def run(limit: int, spec: FilterSpec | None) -> list[Hit]:
-            request = self._request(vector, vector_name, limit, spec, exact, hnsw_ef, with_vectors)
-            return [_hit(p, float(p.score), vector_out) for p in shard.query(request)]
+            return [_hit(p, float(p.score)) for p in shard.query(probe(limit, spec))]
 
-        if group_by is None:
-            return run(k, filter_spec(filter))
-        return self._grouped(
-            shard, run, vector, vector_name, filter, group_by, k, group_size, exact, hnsw_ef, with_vectors
-        )
-
-    def _grouped(
-        self, shard: qe.EdgeShard, run: Callable[[int, FilterSpec | None], list[Hit]], vector: np.ndarray,
-        vector_name: str, filter: SearchFilter | None, group_by: str, k: int, group_size: int,
-        exact: bool, hnsw_ef: int | None, with_vectors: bool,
-    ) -> list[Hit]:
-        spec = filter_spec(filter)
         limit = max(GROUP_FETCH_START, 4 * k * group_size)
-        while True:
-            hits = run(limit, spec)
-            groups = group_hits(hits, group_by, k, group_size)
-            exhausted = len(hits) < limit
-            if exhausted or len(groups) >= k or limit >= GROUP_FETCH_MAX:
-                break
-            limit = min(limit * 4, GROUP_FETCH_MAX)
-        short = [i for i, (_, members) in enumerate(groups) if len(members) < group_size]
-        if short and not exhausted:
-            # The groups are settled (first k to appear); fill the short ones with their own best hits.
-            requests = [
-                self._request(
-                    vector, vector_name, group_size, filter_spec(filter, also=[(group_by, groups[i][0])]),
-                    exact, hnsw_ef, with_vectors,
-                )
-                for i in short
-            ]
-            vector_out = vector_name if with_vectors else None
+        hits = run(limit, filter_spec(filter, has_field=group_by))
+        groups = group_hits(hits, group_by, k, group_size)
+        complete = {value for value, _ in groups} if len(hits) < limit else set()
+        if group_by == LINEAGE:
+            # An array field puts a point in several groups; excluding found groups would hide new
+            # ones that share a point with them, so widen the fetch instead.
+            while not complete and len(groups) < k and limit < GROUP_FETCH_MAX:
+                limit = min(limit * 4, GROUP_FETCH_MAX)
+                hits = run(limit, filter_spec(filter, has_field=group_by))
+                groups = group_hits(hits, group_by, k, group_size)
+                complete = {value for value, _ in groups} if len(hits) < limit else set()
+        else:
+            # Every point scoring above the best one outside the groups found so far lies in one of
+            # them, so the best points outside them open the next groups, in order.
+            while len(groups) < k and len(hits) == limit:
+                missing = k - len(groups)
+                limit = max(16, 4 * missing * group_size)
+                found = (group_by, tuple(value for value, _ in groups))
+                hits = run(limit, filter_spec(filter, has_field=group_by, none_of=[found]))
+                new = group_hits(hits, group_by, missing, group_size)
+                if not new:
+                    break
+                groups += new
+                if len(hits) < limit:
+                    complete.update(value for value, _ in new)
+        short = [i for i, (value, members) in enumerate(groups) if len(members) < group_size and value not in complete]
+        if short:
+            # The groups are settled; fill the short ones with their own best hits.
+            requests = [probe(group_size, filter_spec(filter, also=[(group_by, groups[i][0])])) for i in short]
             for i, points in zip(short, shard.query_batch(qe.QueryBatchRequest(requests))):
                 value, members = groups[i]
                 seen = {h.id for h in members}
-                members = members + [_hit(p, float(p.score), vector_out) for p in points if str(p.id) not in seen]
+                members = members + [_hit(p, float(p.score)) for p in points if str(p.id) not in seen]
                 members.sort(key=lambda h: -(h.score or 0.0))
                 groups[i] = (value, members[:group_size])
-        return [Hit(h.id, h.score, h.payload, h.vector, value) for value, members in groups for h in members]
+        return groups
 
     def search_batch(
         self,

@@ -73,6 +73,7 @@ class FilterSpec:
     must_not: tuple[tuple[str, tuple[str, ...]], ...] = ()
     ids: tuple[str, ...] | None = None
     has_vector: str | None = None
+    has_field: str | None = None  # the field is present and not empty
 
 
 def filter_spec(
@@ -81,8 +82,13 @@ def filter_spec(
     has_vector: str | None = None,
     ids: Sequence[str] | None = None,
     also: Iterable[tuple[str, str]] = (),
+    none_of: Iterable[tuple[str, tuple[str, ...]]] = (),
+    has_field: str | None = None,
 ) -> FilterSpec | None:
-    """The neutral form of `search_filter` plus extra conditions; None when nothing filters."""
+    """The neutral form of `search_filter` plus extra conditions; None when nothing filters.
+
+    `also`: (field, value) pairs that must hold; `none_of`: (field, values) none of which may hold.
+    """
     must: list[tuple[str, tuple[str, ...]]] = []
     must_not: list[tuple[str, tuple[str, ...]]] = []
     if search_filter is not None:
@@ -97,9 +103,10 @@ def filter_spec(
         if search_filter.source:
             must.append((SOURCE, (search_filter.source,)))
     must.extend((name, (value,)) for name, value in also)
-    if not must and not must_not and ids is None and has_vector is None:
+    must_not.extend((name, tuple(values)) for name, values in none_of if values)
+    if not must and not must_not and ids is None and has_vector is None and has_field is None:
         return None
-    return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector)
+    return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector, has_field)
 
 
 def group_values(payload: dict[str, Any], group_by: str) -> list[str]:

@@ -114,11 +114,16 @@ def _open_server() -> VectorStore:
 KINDS = ["edge", "client"] + (["server"] if SERVER_URL else [])
 
 
+def _open(kind: str, folder: Path) -> VectorStore:
+    if kind == "edge":
+        return open_store(str(folder / "qdrant"))
+    return open_store(":memory:") if kind == "client" else _open_server()
+
+
 @pytest.fixture(params=KINDS)
 def store(request, tmp_path):
-    kind = request.param
-    opened = open_store(str(tmp_path / "qdrant")) if kind == "edge" else (
-        open_store(":memory:") if kind == "client" else _open_server())
+    """An empty store of each kind, for the tests that write."""
+    opened = _open(request.param, tmp_path)
     yield opened
     opened.close()
 
@@ -126,6 +131,14 @@ def store(request, tmp_path):
 @pytest.fixture
 def built(store):
     return _build(store)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def shared(request, tmp_path_factory):
+    """One built store of each kind for the tests that only read (an edge shard takes a second to make)."""
+    opened = _build(_open(request.param, tmp_path_factory.mktemp(request.param)))
+    yield opened
+    opened.close()
 
 
 def test_an_empty_store_answers_nothing_and_names_missing_vectors(store):
@@ -136,27 +149,30 @@ def test_an_empty_store_answers_nothing_and_names_missing_vectors(store):
         store.search(IMAGES, "demo", IMAGE_VECTORS[0])
 
 
-def test_search_returns_the_exact_nearest_images_best_first(built):
-    assert built.vector_names(IMAGES) == {"demo": DIM} and built.vector_names(TAXA) == {"demo": DIM}
+def test_search_returns_the_exact_nearest_images_best_first(shared):
+    assert shared.vector_names(IMAGES) == {"demo": DIM} and shared.vector_names(TAXA) == {"demo": DIM}
     query = IMAGE_VECTORS[3] + 0.1
-    hits = built.search(IMAGES, "demo", query, k=8)
+    hits = shared.search(IMAGES, "demo", query, k=8)
     expected = _expected(query, IMAGE_VECTORS)[:8]
     assert _ids(hits) == [RECORDS[i].id for i, _ in expected]
     assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
     assert hits[0].payload["path"] == RECORDS[expected[0][0]].path and hits[0].vector is None
     with pytest.raises(MissingVectorError, match=r"no vector 'bioclip'.*demo \(16-d\)"):
-        built.search(IMAGES, "bioclip", query)
+        shared.search(IMAGES, "bioclip", query)
     with pytest.raises(ValueError, match="expected a vector of 16 values"):
-        built.search(IMAGES, "demo", query[:5])
+        shared.search(IMAGES, "demo", query[:5])
 
 
-def test_search_returns_stored_vectors_when_asked(built):
-    hit = built.search(IMAGES, "demo", IMAGE_VECTORS[0], k=1, with_vectors=True)[0]
+def test_search_returns_stored_vectors_when_asked(shared):
+    hit = shared.search(IMAGES, "demo", IMAGE_VECTORS[0], k=1, with_vectors=True)[0]
     unit = IMAGE_VECTORS[0] / np.linalg.norm(IMAGE_VECTORS[0])
     assert hit.id == RECORDS[0].id and np.allclose(hit.vector, unit, atol=1e-6)
+    grouped = shared.search(IMAGES, "demo", IMAGE_VECTORS[0], k=2, group_by="species", with_vectors=True)
+    assert grouped[0].id == RECORDS[0].id and np.allclose(grouped[0].vector, unit, atol=1e-6)
+    assert grouped[0].payload["path"] == RECORDS[0].path and grouped[1].vector.shape == (DIM,)
 
 
-def test_filters_within_exclude_rank_split_source(built):
+def test_filters_within_exclude_rank_split_source(shared):
     query = IMAGE_VECTORS[0]
     lineages = [set(r.lineage.keys()) for r in RECORDS]
     cases = {
@@ -170,30 +186,30 @@ def test_filters_within_exclude_rank_split_source(built):
     for search_filter, keep in cases.items():
         expected = _expected(query, IMAGE_VECTORS, keep)
         assert 0 < len(expected) < len(RECORDS)
-        assert built.count(IMAGES, search_filter) == len(expected), search_filter
-        hits = built.search(IMAGES, "demo", query, k=5, filter=search_filter)
+        assert shared.count(IMAGES, search_filter) == len(expected), search_filter
+        hits = shared.search(IMAGES, "demo", query, k=5, filter=search_filter)
         assert _ids(hits) == [RECORDS[i].id for i, _ in expected[:5]], search_filter
-    species = built.search(TAXA, "demo", TAXON_VECTORS[0], k=50, filter=SearchFilter(rank="species"))
+    species = shared.search(TAXA, "demo", TAXON_VECTORS[0], k=50, filter=SearchFilter(rank="species"))
     assert len(species) == len(SPECIES) and {h.payload["rank"] for h in species} == {"species"}
 
 
-def test_homonym_genera_never_mix_under_a_clade_filter(built):
+def test_homonym_genera_never_mix_under_a_clade_filter(shared):
     plant_rows = [i for i, r in enumerate(RECORDS) if PLANT_MORUS in r.lineage.keys()]
     bird_rows = [i for i, r in enumerate(RECORDS) if BIRD_MORUS in r.lineage.keys()]
     query = IMAGE_VECTORS[bird_rows[0]]  # a gannet: the nearest images are gannets
-    hits = built.search(IMAGES, "demo", query, k=50, filter=SearchFilter(within=(PLANT_MORUS,)))
+    hits = shared.search(IMAGES, "demo", query, k=50, filter=SearchFilter(within=(PLANT_MORUS,)))
     assert sorted(_ids(hits)) == sorted(RECORDS[i].id for i in plant_rows)
     assert {h.payload["kingdom"] for h in hits} == {"Plantae"}
-    assert built.facet_counts(IMAGES, "genus")["Morus"] == 2 * PER_SPECIES  # names mix ...
-    assert built.facet_counts(IMAGES, "genus", SearchFilter(within=(BIRD_MORUS,))) == {"Morus": PER_SPECIES}
-    genera = built.search(TAXA, "demo", query, k=50, filter=SearchFilter(rank=Rank.GENUS, within=("Animalia",)))
+    assert shared.facet_counts(IMAGES, "genus")["Morus"] == 2 * PER_SPECIES  # names mix ...
+    assert shared.facet_counts(IMAGES, "genus", SearchFilter(within=(BIRD_MORUS,))) == {"Morus": PER_SPECIES}
+    genera = shared.search(TAXA, "demo", query, k=50, filter=SearchFilter(rank=Rank.GENUS, within=("Animalia",)))
     morus = [h for h in genera if h.payload["name"] == "Morus"]  # ... keys do not
     assert [h.payload["taxon"] for h in morus] == [BIRD_MORUS] and morus[0].id == point_id(BIRD_MORUS)
 
 
-def test_group_by_species_gives_one_group_per_species(built):
+def test_group_by_species_gives_one_group_per_species(shared):
     query = IMAGE_VECTORS[0] + IMAGE_VECTORS[PER_SPECIES]  # between magpies and jays
-    hits = built.search(IMAGES, "demo", query, k=3, group_by="species", group_size=2)
+    hits = shared.search(IMAGES, "demo", query, k=3, group_by="species", group_size=2)
     # Qdrant's groups: the first k species to appear in score order, each with its 2 best images.
     groups: dict[str, list[int]] = {}
     for row, _ in _expected(query, IMAGE_VECTORS):
@@ -203,19 +219,47 @@ def test_group_by_species_gives_one_group_per_species(built):
     assert _ids(hits) == [RECORDS[i].id for rows in groups.values() for i in rows]
     assert [h.group for h in hits] == [g for g, rows in groups.items() for _ in rows]
     assert [h.payload["species"] for h in hits] == [h.group for h in hits]
-    single = built.search(IMAGES, "demo", query, k=len(SPECIES) + 5, group_by="species")
+    single = shared.search(IMAGES, "demo", query, k=len(SPECIES) + 5, group_by="species")
     assert len(single) == len(SPECIES) == len({h.group for h in single})  # images without a species: no group
 
 
-def test_search_batch_answers_each_query_like_search(built):
+def _groups_of(query: np.ndarray, vectors: np.ndarray, payloads: list[dict], field: str, k: int, size: int):
+    """Qdrant's grouping computed with numpy: first k values in score order, each with its best hits."""
+    groups: dict[str, list[int]] = {}
+    for row, _ in _expected(query, vectors):
+        value = payloads[row].get(field)
+        for v in value if isinstance(value, list) else [value] if value else []:
+            if (v in groups or len(groups) < k) and len(groups.setdefault(v, [])) < size:
+                groups[v].append(row)
+    return groups
+
+
+def test_group_by_looks_past_a_crowded_first_page(store):
+    # 200 magpies and 30 unlabelled images crowd the query; 5 more species lie further out.
+    rng = np.random.default_rng(3)
+    query = rng.normal(size=DIM).astype(np.float32)
+    lineages = [SPECIES[0]] * 200 + [UNLABELLED] * 30 + [lin for lin in SPECIES[1:6] for _ in range(20)]
+    spread = [0.3] * 200 + [0.1] * 30 + [2.0] * 100
+    vectors = np.stack([query + s * rng.normal(size=DIM) for s in spread]).astype(np.float32)
+    records = [ImageRecord(id=image_point_id(f"crowd/{n}.jpg"), root="/r", path=f"crowd/{n}.jpg", sha256="0" * 64,
+                           bytes=1, width=1, height=1, lineage=lin) for n, lin in enumerate(lineages)]
+    store.upsert_images("demo", records, vectors)
+    payloads = [{"species": r.lineage.binomial, "lineage": r.lineage.keys()} for r in records]
+    for field, k, size in (("species", 4, 2), ("species", 6, 1), ("lineage", 3, 3)):
+        expected = _groups_of(query, vectors, payloads, field, k, size)
+        hits = store.search(IMAGES, "demo", query, k=k, group_by=field, group_size=size)
+        assert [(h.group, h.id) for h in hits] == [(g, records[i].id) for g, rows in expected.items() for i in rows]
+
+
+def test_search_batch_answers_each_query_like_search(shared):
     queries = np.stack([IMAGE_VECTORS[0], IMAGE_VECTORS[20], TAXON_VECTORS[3]])
     within = SearchFilter(within=("Animalia",))
-    batch = built.search_batch(IMAGES, "demo", queries, k=4, filter=within)
+    batch = shared.search_batch(IMAGES, "demo", queries, k=4, filter=within)
     assert len(batch) == 3
     for query, hits in zip(queries, batch):
-        single = built.search(IMAGES, "demo", query, k=4, filter=within)
+        single = shared.search(IMAGES, "demo", query, k=4, filter=within)
         assert _ids(hits) == _ids(single) and [h.score for h in hits] == pytest.approx([h.score for h in single])
-    nearest_taxa = built.search_batch(TAXA, "demo", IMAGE_VECTORS[:2], k=1, filter=SearchFilter(rank="species"))
+    nearest_taxa = shared.search_batch(TAXA, "demo", IMAGE_VECTORS[:2], k=1, filter=SearchFilter(rank="species"))
     assert [hits[0].payload["taxon"] for hits in nearest_taxa] == [SPECIES[0].key()] * 2
 
 
@@ -268,45 +312,45 @@ def test_upsert_is_idempotent_and_replaces_a_changed_payload(built):
         built.upsert_images("demo", RECORDS[:3], IMAGE_VECTORS[:2])
 
 
-def test_retrieve_scroll_and_facets(built):
+def test_retrieve_scroll_and_facets(shared):
     ids = [RECORDS[4].id, point_id("nowhere"), RECORDS[1].id]
-    assert _ids(built.retrieve(IMAGES, ids)) == [RECORDS[4].id, RECORDS[1].id]
-    scrolled = list(built.scroll(IMAGES))
+    assert _ids(shared.retrieve(IMAGES, ids)) == [RECORDS[4].id, RECORDS[1].id]
+    scrolled = list(shared.scroll(IMAGES))
     assert sorted(_ids(scrolled)) == sorted(r.id for r in RECORDS) and all(h.score is None for h in scrolled)
-    assert len(list(built.scroll(IMAGES, limit=7))) == 7
+    assert len(list(shared.scroll(IMAGES, limit=7))) == 7
     families = {t.key for t in TAXA_LIST if t.rank == Rank.FAMILY}
-    assert len(list(built.scroll(TAXA, SearchFilter(rank=Rank.FAMILY)))) == len(families)
+    assert len(list(shared.scroll(TAXA, SearchFilter(rank=Rank.FAMILY)))) == len(families)
     kingdoms = Counter(r.lineage.kingdom for r in RECORDS if r.lineage.kingdom)
-    assert built.facet_counts(IMAGES, "kingdom") == dict(kingdoms.most_common())
-    classes = built.facet_counts(IMAGES, "class", SearchFilter(within=("Animalia",)))
+    assert shared.facet_counts(IMAGES, "kingdom") == dict(kingdoms.most_common())
+    classes = shared.facet_counts(IMAGES, "class", SearchFilter(within=("Animalia",)))
     assert classes == {"Aves": 3 * PER_SPECIES + 2, "Actinopteri": PER_SPECIES, "Mammalia": PER_SPECIES}
-    assert built.facet_counts(TAXA, "rank")["genus"] == len(SPECIES) + 1
+    assert shared.facet_counts(TAXA, "rank")["genus"] == len(SPECIES) + 1
     with pytest.raises(ValueError, match="not an indexed keyword field"):
-        built.facet_counts(IMAGES, "path")
+        shared.facet_counts(IMAGES, "path")
     with pytest.raises(ValueError, match="unknown collection 'image'"):
-        built.scroll("image")  # checked when called, not when first iterated
+        shared.scroll("image")  # checked when called, not when first iterated
 
 
-def test_info_reports_points_vectors_and_indexes(built, request):
-    info = built.info(IMAGES)
+def test_info_reports_points_vectors_and_indexes(shared, request):
+    info = shared.info(IMAGES)
     assert (info["points"], info["vectors"]) == (len(RECORDS), {"demo": DIM})
     # qdrant-client's local mode keeps no payload indexes; the edge shards and a server list them all.
     indexes = {} if "client" in request.node.callspec.id else {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
     assert info["payload_indexes"] == indexes
 
 
-def test_payloads_follow_the_spec(built):
-    magpie = built.retrieve(IMAGES, [RECORDS[0].id])[0].payload
+def test_payloads_follow_the_spec(shared):
+    magpie = shared.retrieve(IMAGES, [RECORDS[0].id])[0].payload
     assert magpie == {
         "kingdom": "Animalia", "phylum": "Chordata", "class": "Aves", "order": "Passeriformes",
         "family": "Corvidae", "genus": "Pica", "species": "Pica hudsonia", "common_name": "black-billed magpie",
         "taxon": SPECIES[0].key(), "lineage": SPECIES[0].keys(), "rank": "species", "path": RECORDS[0].path,
         "sha256": RECORDS[0].sha256, "source": "demo", "split": "val", "width": 64, "height": 48,
     }
-    unlabelled = built.retrieve(IMAGES, [RECORDS[-1].id])[0].payload
+    unlabelled = shared.retrieve(IMAGES, [RECORDS[-1].id])[0].payload
     assert set(unlabelled) == {"lineage", "path", "sha256", "source", "split", "license", "width", "height"}
     assert unlabelled["lineage"] == []
-    family = built.retrieve(TAXA, [point_id(CORVIDAE)])[0].payload
+    family = shared.retrieve(TAXA, [point_id(CORVIDAE)])[0].payload
     assert family == {
         "rank": "family", "name": "Corvidae", "taxon": CORVIDAE, "parent": "Animalia/Chordata/Aves/Passeriformes",
         "lineage": ["Animalia", "Animalia/Chordata", AVES, "Animalia/Chordata/Aves/Passeriformes", CORVIDAE],
@@ -328,9 +372,10 @@ def test_both_stores_give_the_same_answers(tmp_path):
                 assert _ids(answers[0]) == _ids(answers[1])
                 assert [h.score for h in answers[0]] == pytest.approx([h.score for h in answers[1]], abs=1e-5)
                 assert [h.payload for h in answers[0]] == [h.payload for h in answers[1]]
-                groups = [s.search(IMAGES, "demo", query, k=3, filter=search_filter, group_by="genus", group_size=2)
-                          for s in stores]
-                assert [(h.id, h.group) for h in groups[0]] == [(h.id, h.group) for h in groups[1]]
+                for field in ("genus", "lineage"):
+                    groups = [s.search(IMAGES, "demo", query, k=3, filter=search_filter, group_by=field, group_size=2)
+                              for s in stores]
+                    assert [(h.id, h.group) for h in groups[0]] == [(h.id, h.group) for h in groups[1]]
             taxa = [s.search(TAXA, "demo", query, k=5, filter=SearchFilter(rank=Rank.ORDER)) for s in stores]
             assert _ids(taxa[0]) == _ids(taxa[1])
         assert stores[0].facet_counts(TAXA, "lineage") == stores[1].facet_counts(TAXA, "lineage")
@@ -356,7 +401,7 @@ def test_the_edge_store_reopens_from_disk(tmp_path):
 def test_an_open_edge_store_refuses_a_second_open(tmp_path):
     root = tmp_path / "qdrant"
     with open_store(str(root)) as store:
-        _build(store)
+        store.ensure_vector("demo", DIM, collections=(TAXA,))  # creates and holds the taxa shard
         with pytest.raises(StoreLockedError, match=f"{root}.*already open in this process"):
             open_store(str(root))
         code = ("import sys; from index.store import open_store, StoreLockedError\n"
@@ -366,7 +411,7 @@ def test_an_open_edge_store_refuses_a_second_open(tmp_path):
         assert done.returncode == 3, done.stderr
         assert str(root) in done.stdout and "another process" in done.stdout
     with open_store(str(root)) as store:  # closing released the folder
-        assert store.count(TAXA) == len(TAXA_LIST)
+        assert store.vector_names(TAXA) == {"demo": DIM}
 
 
 def test_the_edge_shards_match_the_spec_through_the_plain_engine_api(tmp_path):
