@@ -130,7 +130,7 @@ def prediction_tree_html(rows: Sequence[TreeRow]) -> str:
             f'<span class="tol-rank">{p.rank.label}</span>'
             f'<span class="tol-name">{name}{common}</span>'
             f'<span class="tol-bar"><span class="tol-fill" style="display:block;width:{width:.1f}%"></span></span>'
-            f'<span class="tol-pct">{percent(p.score)}</span></div>'
+            f'<span class="tol-pct">{html.escape(percent(p.score))}</span></div>'
         )
     parts.append("</div>")
     return "".join(parts)

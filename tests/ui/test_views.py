@@ -1,0 +1,150 @@
+"""The app's pure parts: session-state transitions, uploads, breadcrumbs, summaries, thumbnails (no streamlit)."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from embed.predict import ScoredTaxon, prediction_tree, sum_species
+from embed.search import SearchHit
+from taxonomy import Lineage, Rank
+from ui import state
+from ui.uploads import MAX_UPLOAD_BYTES, UploadError, load_upload
+from ui.views import breadcrumb, prediction_tree_html, summary_markdown, summary_tree, thumbnail_bytes
+
+CAT = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "catus"],
+                         "domestic cat")
+SANDCAT = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "margarita"])
+LYNX = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Lynx", "lynx"])
+CLOWNFISH = Lineage.from_ranks(["Animalia", "Chordata", "Actinopteri", "", "Pomacentridae", "Amphiprion",
+                                "ocellaris"])
+
+
+def hit(lineage: Lineage, n: int = 0) -> SearchHit:
+    rank = lineage.deepest_rank
+    return SearchHit(id=f"id{n}", score=0.5, collection="images", taxon=lineage.key(), rank=rank, lineage=lineage,
+                     path=f"x/{n}.jpg", root="/nowhere")
+
+
+# --- state ----------------------------------------------------------------------------------------------
+
+def test_breadcrumb_click_sets_the_cascade_and_clears_below():
+    session: dict = {}
+    state.init(session)
+    assert state.selected_clade(session) is None and session[state.MODE] == state.DESCRIBE
+    state.set_clade(session, CAT.key(Rank.GENUS))
+    assert [session[state.clade_key(r)] for r in state.CLADE_RANKS] == [CAT.key(r) for r in state.CLADE_RANKS]
+    state.set_clade(session, CAT.key(Rank.ORDER))
+    assert state.selected_clade(session) == CAT.key(Rank.ORDER)
+    assert session[state.clade_key(Rank.FAMILY)] is None and session[state.clade_key(Rank.GENUS)] is None
+    state.set_clade(session, CLOWNFISH.key(Rank.FAMILY))  # no order: that selector stays empty
+    assert session[state.clade_key(Rank.ORDER)] is None
+    assert state.selected_clade(session) == "Animalia/Chordata/Actinopteri//Pomacentridae"
+    state.set_clade(session, CAT.key(Rank.SPECIES))  # a species narrows to its genus, the deepest selector
+    assert state.selected_clade(session) == CAT.key(Rank.GENUS)
+    state.clear_below(session, Rank.CLASS)
+    assert state.selected_clade(session) == CAT.key(Rank.CLASS)
+    state.set_clade(session, None)
+    assert state.selected_clade(session) is None
+
+
+def test_result_buttons_switch_mode_and_query():
+    session: dict = {}
+    state.init(session)
+    state.look_alikes_of(session, "abc")
+    assert (session[state.MODE], session[state.SOURCE], session[state.PICKED]) == (
+        state.LOOKALIKES, state.FROM_COLLECTION, "abc")
+    session[state.SOURCE] = state.FROM_UPLOAD
+    state.identify_this(session, "def")
+    assert (session[state.MODE], session[state.SOURCE], session[state.PICKED]) == (
+        state.IDENTIFY, state.FROM_COLLECTION, "def")
+    state.use_example(session, "a photo of Felis catus.")
+    assert session[state.TEXT] == "a photo of Felis catus."
+    state.use_example(session, None)
+    assert session[state.TEXT] == "a photo of Felis catus."
+
+
+# --- uploads --------------------------------------------------------------------------------------------
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_upload_is_decoded_upright_in_rgb():
+    rgba = Image.new("RGBA", (40, 30), (255, 0, 0, 0))
+    image = load_upload("a.png", encoded(rgba, "PNG"))
+    assert image.mode == "RGB" and image.size == (40, 30)
+    assert image.getpixel((0, 0)) == (255, 255, 255)  # transparent on white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: displayed 30 x 40
+    image = load_upload("b.jpg", encoded(Image.new("RGB", (40, 30)), "JPEG", exif=exif))
+    assert image.size == (30, 40)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"%PDF-1.4 not a picture", "not an image"),
+    (b"\0" * (MAX_UPLOAD_BYTES + 1), "over the 10 MB limit"),
+])
+def test_uploads_refused_with_a_reason(data, message):
+    with pytest.raises(UploadError, match=message):
+        load_upload("file", data)
+
+
+def test_too_many_pixels_and_truncated_files_are_refused():
+    with pytest.raises(UploadError, match="megapixels"):
+        load_upload("big.png", encoded(Image.new("1", (9000, 5000)), "PNG"))
+    noisy = Image.frombytes("RGB", (200, 150), os.urandom(200 * 150 * 3))
+    data = encoded(noisy, "JPEG", quality=95)
+    with pytest.raises(UploadError, match="truncated"):
+        load_upload("cut.jpg", data[: len(data) // 2])
+
+
+# --- thumbnails never leave the collection root ----------------------------------------------------------
+
+def test_thumbnails_come_only_from_inside_the_root(tmp_path: Path):
+    root = tmp_path / "collection"
+    (root / "cats").mkdir(parents=True)
+    Image.new("RGB", (300, 200), (10, 200, 10)).save(root / "cats" / "a.jpg")
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (50, 50), (200, 0, 0)).save(secret)
+    (root / "cats" / "link.png").symlink_to(secret)
+    thumb = thumbnail_bytes(str(root), "cats/a.jpg", 64)
+    assert thumb is not None and Image.open(io.BytesIO(thumb)).size == (64, 64)
+    for escape in ("../secret.png", str(secret), "cats/link.png", "cats/../../secret.png"):
+        assert thumbnail_bytes(str(root), escape) is None, escape
+    assert thumbnail_bytes("", "cats/a.jpg") is None
+
+
+# --- what the page shows ----------------------------------------------------------------------------------
+
+def test_breadcrumb_lists_named_ranks_down_to_genus():
+    crumbs = breadcrumb(CLOWNFISH)
+    assert [c.name for c in crumbs] == ["Animalia", "Chordata", "Actinopteri", "Pomacentridae", "Amphiprion"]
+    assert crumbs[3].key == "Animalia/Chordata/Actinopteri//Pomacentridae" and crumbs[3].rank == Rank.FAMILY
+
+
+def test_summary_counts_results_per_family_and_genus():
+    hits = [hit(CAT, 0), hit(CAT, 1), hit(SANDCAT, 2), hit(LYNX, 3), hit(CLOWNFISH, 4), hit(Lineage(), 5)]
+    nodes = summary_tree(hits)
+    assert [(n.name, n.count) for n in nodes] == [("Felidae", 4), ("(unlabelled)", 1), ("Pomacentridae", 1)]
+    assert [(g.name, g.count) for g in nodes[0].children] == [("Felis", 3), ("Lynx", 1)]
+    text = summary_markdown(nodes)
+    assert "- **Felidae** · 4\n    - *Felis* · 3\n    - *Lynx* · 1" in text
+    assert "\\(unlabelled\\)" in text  # markdown characters escaped
+
+
+def test_prediction_tree_html_escapes_names_and_marks_the_path():
+    odd = Lineage.from_ranks(["Animalia", "<b>Chordata</b>", "Aves", "Order", "Family", "Genus", "x"], "a & b")
+    found = sum_species([ScoredTaxon(odd, Rank.SPECIES, 0.9), ScoredTaxon(CAT, Rank.SPECIES, 0.1)], 10.0, k=2)
+    markup = prediction_tree_html(prediction_tree(found, Rank.SPECIES, 2))
+    assert "<b>chordata</b>" not in markup and "&lt;b&gt;chordata&lt;/b&gt;" in markup
+    assert "&lt;0.1%" in markup  # the cat's share, too small to print
+    assert "a &amp; b" in markup
+    assert markup.count("tol-row tol-path") == 7
+    assert "<i>Felis catus</i>" in markup
