@@ -123,6 +123,12 @@ class ClientStore(VectorStore):
         except ResponseHandlingException as e:
             raise StoreUnavailableError(f"the Qdrant server at {self.location} stopped answering: {e}") from e
 
+    def _params(self, exact: bool, hnsw_ef: int | None) -> models.SearchParams | None:
+        # Local mode always scans every vector (and warns when given search params): exact anyway.
+        if self.location == MEMORY_LOCATION or (not exact and hnsw_ef is None):
+            return None
+        return models.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+
     # --- schema -------------------------------------------------------------------------------
 
     def _refresh(self, collection: str) -> dict[str, int]:
@@ -244,10 +250,10 @@ class ClientStore(VectorStore):
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
     ) -> list[Hit]:
-        vector = self._search_args(collection, vector_name, query, k, group_by, group_size).tolist()
+        vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef).tolist()
         common: dict[str, Any] = dict(
             query=vector, using=vector_name, query_filter=_client_filter(filter_spec(filter)),
-            search_params=models.SearchParams(hnsw_ef=hnsw_ef, exact=exact), limit=k, with_payload=True,
+            search_params=self._params(exact, hnsw_ef), limit=k, with_payload=True,
             with_vectors=[vector_name] if with_vectors else False,
         )
         out = vector_name if with_vectors else None
@@ -271,11 +277,13 @@ class ClientStore(VectorStore):
         hnsw_ef: int | None = None,
     ) -> list[list[Hit]]:
         _check_positive(k, "k")
+        if hnsw_ef is not None:
+            _check_positive(hnsw_ef, "hnsw_ef")
         matrix = as_queries(queries, self._dim_of(collection, vector_name))
         if not len(matrix):
             return []
         query_filter = _client_filter(filter_spec(filter))
-        params = models.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+        params = self._params(exact, hnsw_ef)
         requests = [
             models.QueryRequest(query=q.tolist(), using=vector_name, filter=query_filter, params=params,
                                 limit=k, with_payload=True)

@@ -263,7 +263,7 @@ class EdgeStore(VectorStore):
         hnsw_ef: int | None = None,
         with_vectors: bool = False,
     ) -> list[Hit]:
-        vector = self._search_args(collection, vector_name, query, k, group_by, group_size)
+        vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef)
         shard = self._shard(collection)
         assert shard is not None  # _search_args found the vector, so the shard exists
         if group_by is None:
@@ -344,6 +344,8 @@ class EdgeStore(VectorStore):
         hnsw_ef: int | None = None,
     ) -> list[list[Hit]]:
         _check_positive(k, "k")
+        if hnsw_ef is not None:
+            _check_positive(hnsw_ef, "hnsw_ef")
         matrix = as_queries(queries, self._dim_of(collection, vector_name))
         shard = self._shard(collection)
         assert shard is not None

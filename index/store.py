@@ -268,10 +268,13 @@ class VectorStore:
         return missing
 
     def _search_args(
-        self, collection: str, vector_name: str, query: np.ndarray, k: int, group_by: str | None, group_size: int
+        self, collection: str, vector_name: str, query: np.ndarray, k: int, group_by: str | None, group_size: int,
+        hnsw_ef: int | None,
     ) -> np.ndarray:
         _check_positive(k, "k")
         _check_positive(group_size, "group_size")
+        if hnsw_ef is not None:
+            _check_positive(hnsw_ef, "hnsw_ef")
         if group_by is not None:
             check_keyword_field(group_by, "group_by")
         return as_query(query, self._dim_of(collection, vector_name))

@@ -163,6 +163,19 @@ def test_search_returns_the_exact_nearest_images_best_first(shared):
         shared.search(IMAGES, "demo", query[:5])
 
 
+def test_search_knobs_and_refusals(shared):
+    query = IMAGE_VECTORS[7]
+    plain = _ids(shared.search(IMAGES, "demo", query, k=6))
+    assert _ids(shared.search(IMAGES, "demo", query, k=6, exact=True)) == plain
+    assert _ids(shared.search(IMAGES, "demo", query, k=6, hnsw_ef=256)) == plain
+    assert [_ids(h) for h in shared.search_batch(IMAGES, "demo", query[None], k=6, exact=True)] == [plain]
+    for kwargs, message in (({"k": 0}, "k must be a positive integer"), ({"hnsw_ef": 0}, "hnsw_ef must be"),
+                            ({"group_by": "species", "group_size": 0}, "group_size must be"),
+                            ({"group_by": "path"}, "group_by 'path' is not an indexed keyword field")):
+        with pytest.raises(ValueError, match=message):
+            shared.search(IMAGES, "demo", query, **kwargs)
+
+
 def test_search_returns_stored_vectors_when_asked(shared):
     hit = shared.search(IMAGES, "demo", IMAGE_VECTORS[0], k=1, with_vectors=True)[0]
     unit = IMAGE_VECTORS[0] / np.linalg.norm(IMAGE_VECTORS[0])
