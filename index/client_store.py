@@ -1,7 +1,8 @@
 """The server store: qdrant-client to a Qdrant server or cluster, or `QdrantClient(":memory:")` for tests.
 
 Collections `images` and `taxa` with one named vector per model; a new model's vector is added
-to an existing collection with `create_vector_name`. Keyword payload indexes are created with
+to an existing collection with `create_vector_name` (a server API since Qdrant 1.18; the
+compose file runs 1.19). Keyword payload indexes are created with
 the collection, before any point. (qdrant-client's local mode accepts them but does not keep
 them: its `get_collection().payload_schema` is always empty; a server reports them.)
 """
