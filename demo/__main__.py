@@ -1,4 +1,4 @@
-"""`python -m demo collection|contact-sheet`: the demo collection of imaginary organisms (SPEC §7).
+"""`python -m demo`: the whole chain offline; `collection|contact-sheet`: the demo collection (SPEC §7).
 
 Only argparse and the constants load here; `demo.commands` (numpy, Pillow, the NCBI indexes)
 is imported once the arguments are checked, so `--help` stays fast.
@@ -11,20 +11,35 @@ import sys
 from pathlib import Path
 
 from demo.constants import (
-    DEFAULT_PER_SPECIES, DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_SPECIES, MAX_SIZE, MIN_SIZE, SHEET_FAMILIES,
+    DEFAULT_UI_PORT, DEFAULT_WORKDIR, DEFAULT_PER_SPECIES, DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_SPECIES, MAX_SIZE, MIN_SIZE, SHEET_FAMILIES,
     SHEET_PER_ROW,
 )
 
-EXIT_USAGE = 2
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m demo",
-        description="The demo collection: imaginary organisms that evolve down the real NCBI tree of life.",
+        description="Without a command: the whole chain offline on the embedded defaults: the demo collection "
+                    "(imaginary organisms on real NCBI taxa) -> the tiny model trained on it -> the build into "
+                    "Qdrant -> zero-shot accuracy -> the search UI. Each step is skipped when its output is there "
+                    "for the same settings, and resumes after a crash.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    chain = parser.add_argument_group("the chain (no command)")
+    chain.add_argument("--workdir", type=Path, default=Path(DEFAULT_WORKDIR), metavar="DIR",
+                       help=f"where the collection, model, catalog and store go (default: {DEFAULT_WORKDIR})")
+    chain.add_argument("--species", type=int, default=DEFAULT_SPECIES, metavar="N",
+                       help=f"species in the collection (default {DEFAULT_SPECIES})")
+    chain.add_argument("--per-species", type=int, default=DEFAULT_PER_SPECIES, metavar="N",
+                       help=f"pictures per species (default {DEFAULT_PER_SPECIES})")
+    chain.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PX",
+                       help=f"picture side (default {DEFAULT_SIZE})")
+    chain.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help="collection seed")
+    chain.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the demo run config's)")
+    chain.add_argument("--no-ui", dest="serve", action="store_false", help="stop after the evaluation")
+    chain.add_argument("--port", type=int, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     collection = commands.add_parser(
@@ -61,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the arguments; problems exit with status 2 and a message naming the allowed values."""
     parser = create_parser()
     args = parser.parse_args(argv)
-    if args.command == "collection":
+    if args.command in ("collection", None):
         if args.species < 1:
             parser.error(f"collection: --species must be at least 1, got {args.species}")
         if args.per_species < 1:
@@ -81,9 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
-    if args.command is None:  # the whole offline chain will run here; until then, show the commands
-        create_parser().print_help(sys.stderr)
-        return EXIT_USAGE
+    if args.command is None:
+        from demo.chain import ChainOptions, run_chain
+
+        return run_chain(ChainOptions(args.workdir, args.species, args.per_species, args.size, args.seed,
+                                      args.epochs, args.serve, args.port))
     from demo import commands
 
     return commands.run(args)

@@ -173,3 +173,10 @@ MOTTLE_COLOUR = 3.0
 OUTLINE_DARKEN = 0.45
 EYE_WHITE = (246, 246, 240)
 EYE_PUPIL = (20, 20, 24)
+
+# --- the whole chain (`python -m demo`) -----------------------------------------------------------------
+DEFAULT_WORKDIR = "var"
+DEMO_MODEL_NAME = "demo"  # the model folder's name, hence the Qdrant vector name
+DEMO_TRAIN_CONFIG = "demo"  # training/configs/demo.json
+UI_SCRIPT = "ui/app.py"
+DEFAULT_UI_PORT = 8501

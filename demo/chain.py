@@ -1,0 +1,160 @@
+"""`python -m demo`: the whole chain offline, each step the same command a user would type.
+
+collection -> tiny model -> build -> evaluation -> UI. Every step is skipped when its output is
+already there for the same settings, and the training and the build resume after a crash, so a
+second run costs seconds and an interrupted one loses nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from demo.constants import DEMO_MODEL_NAME, DEMO_TRAIN_CONFIG, UI_SCRIPT
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "demo.json"
+
+
+@dataclass(frozen=True)
+class ChainOptions:
+    workdir: Path
+    species: int
+    per_species: int
+    size: int
+    seed: int
+    epochs: int | None
+    serve: bool
+    port: int
+
+
+@dataclass(frozen=True)
+class ChainPaths:
+    collection: Path
+    run: Path
+    model: Path
+    store: Path
+    db: Path
+
+    @classmethod
+    def under(cls, workdir: Path) -> "ChainPaths":
+        return cls(workdir / "demo", workdir / "runs" / DEMO_MODEL_NAME, workdir / "models" / DEMO_MODEL_NAME,
+                   workdir / "qdrant", workdir / "catalog.db")
+
+    @property
+    def catalog(self) -> Path:
+        return self.collection / "catalog.csv"
+
+    @property
+    def images(self) -> Path:
+        return self.collection / "images"
+
+    def environment(self) -> dict[str, str]:
+        """What the UI and the CLIs need to find this store, catalog and model."""
+        return {"TOL_STORE": str(self.store), "TOL_DB": str(self.db), "TOL_MODEL": str(self.model)}
+
+
+def _step(title: str, argv: list[str]) -> None:
+    print(f"\n== {title}\n$ {shlex.join(argv)}", file=sys.stderr, flush=True)
+
+
+def _settings_match(folder: Path, settings: dict) -> bool:
+    manifest = folder / MANIFEST
+    return manifest.is_file() and json.loads(manifest.read_text()) == settings
+
+
+def _write_settings(folder: Path, settings: dict) -> None:
+    (folder / MANIFEST).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def make_collection(options: ChainOptions, paths: ChainPaths) -> None:
+    settings = {"species": options.species, "per_species": options.per_species, "size": options.size,
+                "seed": options.seed}
+    argv = ["python", "-m", "demo", "collection", "--out", str(paths.collection), "--species", str(options.species),
+            "--per-species", str(options.per_species), "--size", str(options.size), "--seed", str(options.seed)]
+    _step("1/5 demo collection: imaginary organisms on real NCBI taxa", argv)
+    if _settings_match(paths.collection, settings) and paths.catalog.is_file():
+        print("already there for these settings", file=sys.stderr)
+        return
+    from demo.__main__ import main as demo_main
+
+    demo_main(argv[3:])
+    _write_settings(paths.collection, settings)
+
+
+def train_model(options: ChainOptions, paths: ChainPaths) -> None:
+    settings = {"collection": json.loads((paths.collection / MANIFEST).read_text()), "epochs": options.epochs}
+    argv = ["python", "-m", "training", "train", "--config", DEMO_TRAIN_CONFIG, "--catalog", str(paths.catalog),
+            "--images", str(paths.images), "--out", str(paths.run), "--device", "cpu"]
+    if options.epochs is not None:
+        argv += ["--epochs", str(options.epochs)]
+    _step("2/5 train the tiny model on the CPU (BioCLIP's recipe, mixed text types)", argv)
+    if _settings_match(paths.model, settings):
+        print(f"already trained: {paths.model}", file=sys.stderr)
+        return
+    from training.checkpoint import latest_checkpoint
+
+    if _settings_match(paths.run, settings) and latest_checkpoint(paths.run).is_file():
+        argv.append("--resume")  # an earlier run of the same settings was interrupted
+    else:
+        shutil.rmtree(paths.run, ignore_errors=True)
+        paths.run.mkdir(parents=True)
+        _write_settings(paths.run, settings)
+    from training.main import main as train
+
+    result = train(argv[3:])
+    shutil.rmtree(paths.model, ignore_errors=True)
+    shutil.copytree(result.model_dir, paths.model)  # the folder's name is the model's vector name
+    _write_settings(paths.model, settings)
+
+
+def build_index(paths: ChainPaths) -> None:
+    argv = ["python", "-m", "embed", "build", "--catalog", str(paths.catalog), "--images", str(paths.images),
+            "--model", str(paths.model), "--store", str(paths.store), "--db", str(paths.db)]
+    _step("3/5 embed every image and every taxon into Qdrant (embedded engine)", argv)
+    from embed.__main__ import main as embed_main
+
+    code = embed_main(argv[3:])
+    if code:
+        raise SystemExit(code)
+
+
+def evaluate(paths: ChainPaths) -> None:
+    argv = ["python", "-m", "training", "eval", "--model", str(paths.model), "--catalog", str(paths.catalog),
+            "--images", str(paths.images), "--split", "val", "--shots", "0", "--format", "markdown"]
+    _step("4/5 zero-shot top-1 on held-out images, at every rank", argv)
+    from training.__main__ import main as training_main
+
+    training_main(argv[3:])
+
+
+def serve(options: ChainOptions, paths: ChainPaths) -> int:
+    argv = [sys.executable, "-m", "streamlit", "run", str(UI_SCRIPT), "--server.port", str(options.port),
+            "--server.headless", "true"]
+    environment = " ".join(f"{k}={shlex.quote(v)}" for k, v in paths.environment().items())
+    _step("5/5 the search UI", ["env", *environment.split(), "streamlit", "run", "ui/app.py"])
+    if not options.serve:
+        print(f"not started (--no-ui); start it with:\n  {environment} streamlit run ui/app.py", file=sys.stderr)
+        return 0
+    print(f"open http://localhost:{options.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(argv, env={**os.environ, **paths.environment()})
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_chain(options: ChainOptions) -> int:
+    paths = ChainPaths.under(options.workdir)
+    logger.debug("demo chain %s", asdict(options))
+    make_collection(options, paths)
+    train_model(options, paths)
+    build_index(paths)
+    evaluate(paths)
+    return serve(options, paths)
