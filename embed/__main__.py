@@ -17,7 +17,6 @@ from embed.constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
-    DEFAULT_WORKERS,
     DEVICES,
     ENV_DB,
     ENV_MODEL,
@@ -73,8 +72,9 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--db", **DB_ARG)
     build.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                        help=f"images per batch (default: {DEFAULT_BATCH_SIZE})")
-    build.add_argument("--workers", type=int, default=DEFAULT_WORKERS, metavar="N",
-                       help=f"DataLoader processes decoding images; 0 decodes in-process (default: {DEFAULT_WORKERS})")
+    build.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="DataLoader processes decoding images; 0 decodes in-process "
+                            "(default: half the cores on cpu, all but two with cuda)")
     build.add_argument("--device", **DEVICE_ARG)
     build.add_argument("--text-type", choices=TEXT_TYPES, default=DEFAULT_TEST_TEXT_TYPE,
                        help=f"text type of the taxon embeddings (default: {DEFAULT_TEST_TEXT_TYPE})")
@@ -112,7 +112,7 @@ def _validate_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--catalog needs --images DIR: the catalog's file paths are relative to it")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be 0 or more, got {args.workers}")
     if not _DEVICE_PATTERN.match(args.device):
         parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from embed.constants import (
@@ -21,7 +21,7 @@ from embed.constants import (
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
     DEFAULT_TEXT_BATCH_SIZE,
-    DEFAULT_WORKERS,
+    MAX_DEFAULT_WORKERS,
     PREFETCH_FACTOR,
     TAXA_PER_CHUNK,
 )
@@ -47,7 +47,7 @@ class BuildOptions:
     catalog: str | None = None  # a CSV to ingest first (needs `images`)
     images: str | None = None  # an images root to ingest first
     batch_size: int = DEFAULT_BATCH_SIZE
-    workers: int = DEFAULT_WORKERS
+    workers: int | None = None  # None: `default_workers(device)`
     device: str = DEFAULT_DEVICE
     text_type: str = DEFAULT_TEST_TEXT_TYPE
     text_batch_size: int = DEFAULT_TEXT_BATCH_SIZE
@@ -56,7 +56,7 @@ class BuildOptions:
         validate_text_type(self.text_type)
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise ValueError(f"workers must be 0 or more, got {self.workers}")
         if self.catalog and not self.images:
             raise ValueError("a catalog needs its images root: its file paths are relative to it")
@@ -124,6 +124,18 @@ def check_device(device: str) -> None:
             raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_workers(device: str) -> int:
+    """Decoding workers for `device` when none are asked for (see embed.constants)."""
+    cores = cpu_cores()
+    workers = max(1, cores - 2) if device.startswith("cuda") else max(1, cores // 2)
+    return min(workers, MAX_DEFAULT_WORKERS)
+
+
 def set_cpu_threads(workers: int) -> int:
     """Threads for the model on CPU, leaving one core to each decoding worker (at least one thread).
 
@@ -132,8 +144,7 @@ def set_cpu_threads(workers: int) -> int:
     """
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores - workers)
+    threads = max(1, cpu_cores() - workers)
     torch.set_num_threads(threads)
     return threads
 
@@ -160,8 +171,9 @@ def embed_images(
         return counts
     vector = encoder.vector_name
     cuda = encoder.device.type == "cuda"
+    workers = options.workers if options.workers is not None else default_workers(options.device)
     loader = image_loader(
-        records, encoder.loaded.preprocess, options.batch_size, options.workers,
+        records, encoder.loaded.preprocess, options.batch_size, workers,
         pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
     )
     total = len(records)
@@ -232,6 +244,8 @@ def run_build(
     if loaded is None:
         resolve_spec(options.model)  # a bad spec fails before any catalog or store is touched
         check_device(options.device)
+    if options.workers is None:
+        options = replace(options, workers=default_workers(options.device))
     own_catalog = catalog is None
     catalog = Catalog(options.db) if own_catalog else catalog
     own_store = store is None
@@ -246,7 +260,7 @@ def run_build(
         try:
             if loaded is None:
                 if not options.device.startswith("cuda"):
-                    set_cpu_threads(options.workers)
+                    set_cpu_threads(options.workers or 0)
                 loaded = load_model(options.model, device=options.device)
             return _build(options, loaded, store, catalog, ingested, progress)
         finally:

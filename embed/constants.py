@@ -25,9 +25,10 @@ DEFAULT_TEXT_BATCH_SIZE = 256
 TAXA_PER_CHUNK = 128
 DEFAULT_DEVICE = "cpu"
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
-# Two workers keep a small CPU busy decoding while the main process runs the model; more only
-# adds start-up time and memory on small machines. Use --workers to go higher on big ones.
-DEFAULT_WORKERS = 2
+# DataLoader workers when --workers is not given (`embed.build.default_workers`): on CPU half the
+# cores decode and the other half run the model; with a GPU the model needs one core, so all but
+# two decode (SPEC §8: CPU decoding is the ceiling of a GPU build). Capped to bound memory.
+MAX_DEFAULT_WORKERS = 16
 PREFETCH_FACTOR = 4
 
 # Environment variables (SPEC §7): a flag wins over these, these over the defaults.
