@@ -1,4 +1,4 @@
-"""`python -m embed build|status`: the command line of the embedding job (SPEC §7).
+"""`python -m embed build|status|search|predict`: the command line of the embedding job (SPEC §7).
 
 Only argparse and the standard library are imported here; `commands` (torch, open_clip, Qdrant)
 is imported by `main` after the arguments are checked, so `--help` answers at once.
@@ -22,6 +22,7 @@ from embed.constants import (
     ENV_MODEL,
     ENV_STORE,
 )
+from embed.search_cli import add_search_parsers
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ def _add_status(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, _add_status]
+# `add_search_parsers` registers `search` and `predict` (embed/search_cli.py).
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, _add_status, add_search_parsers]
 
 
 def create_parser() -> argparse.ArgumentParser:

@@ -136,9 +136,23 @@ def status_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def search_command(args: argparse.Namespace) -> int:
+    from embed.search_cli import run_search
+
+    return run_search(args)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from embed.search_cli import run_predict
+
+    return run_predict(args)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": build_command,
     "status": status_command,
+    "search": search_command,
+    "predict": predict_command,
 }
 
 
