@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import ImageOps
 
-from embed.predict import TreeRow
+from embed.predict import TaxonPrediction, TreeRow
 from embed.search import SearchHit, SearchService
 from index.images import ImageError, open_image
 from taxonomy import Lineage, Rank, caption, parse_key
@@ -78,17 +78,25 @@ def summary_tree(hits: Sequence[SearchHit]) -> list[SummaryNode]:
     return out
 
 
-def summary_markdown(nodes: Sequence[SummaryNode]) -> str:
-    """The summary tree as a nested markdown list: families in bold, genera in italics."""
-    lines = []
+def summary_html(nodes: Sequence[SummaryNode]) -> str:
+    """The summary tree as compact rows: each family with its count, its genera indented below."""
+    rows = []
     for family in nodes:
-        lines.append(f"- **{_md(family.name)}** · {family.count}")
-        lines.extend(f"    - *{_md(genus.name)}* · {genus.count}" for genus in family.children)
-    return "\n".join(lines)
+        rows.append(f'<div class="tol-sum tol-fam"><span>{html.escape(family.name)}</span><b>{family.count}</b></div>')
+        rows.extend(f'<div class="tol-sum tol-gen"><i>{html.escape(genus.name)}</i><span>{genus.count}</span></div>'
+                    for genus in family.children)
+    return SUMMARY_STYLE + '<div class="tol-summary">' + "".join(rows) + "</div>"
 
 
-def _md(text: str) -> str:
-    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
+SUMMARY_STYLE = """
+<style>
+.tol-summary {font-size: 0.88rem; line-height: 1.3;}
+.tol-sum {display: flex; justify-content: space-between; gap: 0.5rem; padding: 0.12rem 0;}
+.tol-sum > :first-child {overflow: hidden; text-overflow: ellipsis; white-space: nowrap;}
+.tol-fam {font-weight: 600; color: #1f5135; border-top: 1px solid #eceef0; padding-top: 0.3rem; margin-top: 0.2rem;}
+.tol-gen {padding-left: 0.9rem; color: #4b5563;}
+</style>
+"""
 
 
 def percent(score: float) -> str:
@@ -97,43 +105,57 @@ def percent(score: float) -> str:
 
 TREE_STYLE = """
 <style>
-.tol-tree {font-family: "Source Sans Pro", sans-serif; font-size: 0.92rem; line-height: 1.25;}
-.tol-row {display: flex; align-items: center; gap: 0.5rem; padding: 0.18rem 0;}
-.tol-name {flex: 0 0 auto; min-width: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
-.tol-rank {color: #8a8f98; font-size: 0.72rem; text-transform: uppercase; letter-spacing: 0.04em;
-  width: 4.2rem; flex: 0 0 4.2rem;}
-.tol-common {color: #6b7280; font-size: 0.82rem;}
-.tol-bar {flex: 1 1 6rem; height: 0.45rem; background: #eef0f2; border-radius: 0.3rem; min-width: 4rem;}
-.tol-fill {height: 100%; border-radius: 0.3rem; background: #b7c9b0;}
+.tol-tree {font-size: 0.9rem; line-height: 1.2;}
+.tol-row {display: grid; grid-template-columns: 3.9rem minmax(0, 1fr) 4.5rem 3.4rem; align-items: center;
+  column-gap: 0.5rem; padding: 0.16rem 0;}
+.tol-rank {color: #8a8f98; font-size: 0.68rem; text-transform: uppercase; letter-spacing: 0.05em;}
+.tol-name {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
+.tol-common {color: #6b7280; font-size: 0.8rem;}
+.tol-bar {height: 0.45rem; background: #eef0f2; border-radius: 0.3rem; overflow: hidden;}
+.tol-fill {display: block; height: 100%; border-radius: 0.3rem; background: #b7c9b0;}
 .tol-path .tol-fill {background: #2e7d4f;}
 .tol-path .tol-name {font-weight: 600; color: #1f5135;}
-.tol-pct {width: 3.6rem; text-align: right; font-variant-numeric: tabular-nums; color: #374151;}
+.tol-pct {text-align: right; font-variant-numeric: tabular-nums; color: #374151;}
+.tol-top .tol-row {grid-template-columns: minmax(0, 1fr) 3.5rem 3.4rem;}
 </style>
 """
 
 
+def _bar_cells(score: float) -> str:
+    width = max(0.0, min(100.0, 100 * score))
+    return (f'<span class="tol-bar"><span class="tol-fill" style="width:{width:.1f}%"></span></span>'
+            f'<span class="tol-pct">{html.escape(percent(score))}</span>')
+
+
+def _name_cell(prediction: TaxonPrediction, indent: float = 0.0) -> str:
+    name = html.escape(prediction.name)
+    if prediction.rank in ITALIC_RANKS:
+        name = f"<i>{name}</i>"
+    common = f' <span class="tol-common">{html.escape(prediction.common_name)}</span>' if prediction.common_name else ""
+    title = html.escape(prediction.taxon, quote=True)
+    return f'<span class="tol-name" title="{title}" style="padding-left:{indent:.1f}rem">{name}{common}</span>'
+
+
 def prediction_tree_html(rows: Sequence[TreeRow]) -> str:
-    """The identification tree: one indented row per taxon with its probability as a bar.
+    """The identification tree: one row per taxon, indented by depth, with its probability as a bar.
 
     Rows on the best-guess path are highlighted. Every name is escaped.
     """
     parts = [TREE_STYLE, '<div class="tol-tree">']
     for row in rows:
         p = row.prediction
-        name = html.escape(p.name)
-        if p.rank in ITALIC_RANKS:
-            name = f"<i>{name}</i>"
-        common = f' <span class="tol-common">{html.escape(p.common_name)}</span>' if p.common_name else ""
-        width = max(0.0, min(100.0, 100 * p.score))
         parts.append(
-            f'<div class="tol-row{" tol-path" if row.on_path else ""}" style="padding-left:{1.1 * row.depth:.1f}rem">'
-            f'<span class="tol-rank">{p.rank.label}</span>'
-            f'<span class="tol-name">{name}{common}</span>'
-            f'<span class="tol-bar"><span class="tol-fill" style="display:block;width:{width:.1f}%"></span></span>'
-            f'<span class="tol-pct">{html.escape(percent(p.score))}</span></div>'
+            f'<div class="tol-row{" tol-path" if row.on_path else ""}">'
+            f'<span class="tol-rank">{p.rank.label}</span>{_name_cell(p, 0.7 * row.depth)}{_bar_cells(p.score)}</div>'
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def top_taxa_html(predictions: Sequence[TaxonPrediction]) -> str:
+    """The most probable taxa of one rank as a list with bars."""
+    rows = "".join(f'<div class="tol-row">{_name_cell(p)}{_bar_cells(p.score)}</div>' for p in predictions)
+    return f'{TREE_STYLE}<div class="tol-tree tol-top">{rows}</div>'
 
 
 def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | None:
@@ -180,6 +202,12 @@ def hit_title(hit: SearchHit) -> tuple[str, str]:
     if hit.common_name:
         return hit.common_name, hit.name
     return hit.name, ""
+
+
+def short_label(hit: SearchHit) -> str:
+    """A collection image by its names only (the caption of a query image)."""
+    title, scientific = hit_title(hit)
+    return f"{title} ({scientific})" if scientific else title
 
 
 def option_label(hit: SearchHit) -> str:

@@ -13,7 +13,7 @@ from embed.search import SearchHit
 from taxonomy import Lineage, Rank
 from ui import state
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, load_upload
-from ui.views import breadcrumb, prediction_tree_html, summary_markdown, summary_tree, thumbnail_bytes
+from ui.views import breadcrumb, prediction_tree_html, summary_html, summary_tree, thumbnail_bytes
 
 CAT = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "catus"],
                          "domestic cat")
@@ -134,9 +134,10 @@ def test_summary_counts_results_per_family_and_genus():
     nodes = summary_tree(hits)
     assert [(n.name, n.count) for n in nodes] == [("Felidae", 4), ("(unlabelled)", 1), ("Pomacentridae", 1)]
     assert [(g.name, g.count) for g in nodes[0].children] == [("Felis", 3), ("Lynx", 1)]
-    text = summary_markdown(nodes)
-    assert "- **Felidae** · 4\n    - *Felis* · 3\n    - *Lynx* · 1" in text
-    assert "\\(unlabelled\\)" in text  # markdown characters escaped
+    markup = summary_html(nodes)
+    assert markup.index("Felidae") < markup.index("Felis") < markup.index("Lynx") < markup.index("(unlabelled)")
+    assert '<span>Felidae</span><b>4</b>' in markup and '<i>Felis</i><span>3</span>' in markup
+    assert "<b>x</b>" not in summary_html(summary_tree([hit(Lineage.from_ranks(["A", "B", "C", "D", "<b>x</b>"]))]))
 
 
 def test_prediction_tree_html_escapes_names_and_marks_the_path():

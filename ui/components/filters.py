@@ -12,7 +12,7 @@ from taxonomy import RANK_LABELS, Rank
 from ui import state
 
 MAX_K = 48
-K_STEP = 4
+K_STEP = 3
 MAX_PER_SPECIES = 5
 METHOD_LABELS = {METHOD_SUM: "Species probabilities summed (pybioclip)", METHOD_TAXA: "Each rank's own vectors"}
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from embed.predict import Identification, prediction_tree
 from taxonomy import Rank
-from ui.views import percent, prediction_tree_html
+from ui.views import percent, prediction_tree_html, top_taxa_html
 
 TREE_K = 4
 
@@ -31,7 +31,4 @@ def render_identification(found: Identification, rank: Rank, k: int = TREE_K) ->
 def render_top(found: Identification, rank: Rank, k: int) -> None:
     """The `k` most probable taxa at `rank`, unconstrained by the ranks above."""
     st.markdown(f"##### Top {rank.label} taxa")
-    for p in found.top(rank, k):
-        name = f"*{p.name}*" if rank >= Rank.GENUS else p.name
-        st.markdown(f"{name}" + (f" · {p.common_name}" if p.common_name else ""))
-        st.progress(min(1.0, max(0.0, p.score)), text=percent(p.score))
+    st.html(top_taxa_html(found.top(rank, k)))

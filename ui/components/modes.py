@@ -18,7 +18,8 @@ from ui.components.results import render_results, render_summary, render_taxa
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SIDE_RATIO = (3, 1)
+SIDE_RATIO = (3.6, 1)  # results | summary
+QUERY_RATIO = (1, 3.6)  # query image and summary | results
 
 
 def _attempt(what: str, run: Callable[[], T]) -> T | None:
@@ -51,26 +52,25 @@ def render_describe(service: SearchService, options: QueryOptions) -> None:
 
 
 def render_lookalikes(service: SearchService, options: QueryOptions) -> None:
-    query_column, _ = st.columns(SIDE_RATIO)
+    query_column, main = st.columns(QUERY_RATIO, gap="large")
     with query_column:
-        query = render_image_query(service, options.filter)
+        query = render_image_query(service, options.filter, preview_width="stretch")
     if query is None:
         return
     hits = _attempt("Searching", lambda: service.image_to_images(query.query, options.k, options.filter,
                                                                  options.per_species))
     if hits is None:
         return
-    main, side = st.columns(SIDE_RATIO, gap="large")
     with main:
         render_results(hits, options.clade, options.excluded)
-    with side:
+    with query_column:
         render_summary(hits)
 
 
 def render_identify(service: SearchService, options: QueryOptions) -> None:
-    left, middle, right = st.columns((1.1, 2.2, 1.3), gap="large")
+    left, middle, right = st.columns((1.1, 2.6, 1.2), gap="medium")
     with left:
-        query = render_image_query(service, None)
+        query = render_image_query(service, None, preview_width="stretch")
     if query is None:
         return
     found = _attempt("Identifying", lambda: service.identify(query.query, options.k, options.method, options.filter))

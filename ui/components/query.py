@@ -11,12 +11,12 @@ from index.store import SearchFilter
 from ui import state
 from ui.services import thumbnail
 from ui.uploads import MAX_UPLOAD_MB, UPLOAD_TYPES, UploadError, load_upload
-from ui.views import examples, option_label
+from ui.views import examples, option_label, short_label
 
 if TYPE_CHECKING:
     from PIL import Image
 
-PREVIEW_PX = 320
+PREVIEW_PX = 256
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _picker(service: SearchService, search_filter: SearchFilter | None) -> Image
     if chosen is None:
         return None
     hit = hits[chosen]
-    return ImageQuery(label=option_label(hit), image_id=hit.id, preview=thumbnail(hit.root, hit.path, PREVIEW_PX))
+    return ImageQuery(label=short_label(hit), image_id=hit.id, preview=thumbnail(hit.root, hit.path, PREVIEW_PX))
 
 
 def _uploader() -> ImageQuery | None:
@@ -99,11 +99,12 @@ def _uploader() -> ImageQuery | None:
     return ImageQuery(label=upload.name, image=image, preview=image)
 
 
-def render_image_query(service: SearchService, search_filter: SearchFilter | None) -> ImageQuery | None:
+def render_image_query(service: SearchService, search_filter: SearchFilter | None,
+                       preview_width: int | str = PREVIEW_PX) -> ImageQuery | None:
     """Upload or pick an image; shows it and returns it (None until there is one)."""
     source = st.radio("Image", state.SOURCES, key=state.SOURCE, horizontal=True,
                       format_func=state.SOURCE_LABELS.get, label_visibility="collapsed")
     query = _picker(service, search_filter) if source == state.FROM_COLLECTION else _uploader()
     if query is not None and query.preview is not None:
-        st.image(query.preview, caption=query.label, width=PREVIEW_PX)
+        st.image(query.preview, caption=query.label, width=preview_width)
     return query

@@ -8,10 +8,20 @@ import streamlit as st
 from embed.search import SearchHit
 from ui import state
 from ui.services import thumbnail
-from ui.views import breadcrumb, hit_title, summary_markdown, summary_tree
+from ui.views import breadcrumb, hit_title, summary_html, summary_tree
 
-COLUMNS = 4
+COLUMNS = 3
 CRUMB_SEPARATOR = "›"
+# Breadcrumb buttons as small inline links (Streamlit gives a keyed container the class `st-key-<key>`).
+CARD_STYLE = """<style>
+div[class*="st-key-crumbs-"] {row-gap: 0 !important; column-gap: 0.25rem !important;}
+div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35;}
+div[class*="st-key-crumbs-"] button p {font-size: 0.78rem; color: #4b5563;}
+div[class*="st-key-crumbs-"] button:hover p {color: #1f5135; text-decoration: underline;}
+div[class*="st-key-actions-"] {column-gap: 0.35rem !important;}
+div[class*="st-key-actions-"] button {min-height: 0; padding: 0.15rem 0.45rem;}
+div[class*="st-key-actions-"] button p {font-size: 0.8rem;}
+</style>"""
 
 
 def _narrow(key: str) -> None:
@@ -28,12 +38,12 @@ def _identify(image_id: str) -> None:
 
 
 def render_breadcrumb(hit: SearchHit) -> None:
-    """kingdom › phylum › ... › genus, each a button narrowing the clade filter to it."""
-    with st.container(horizontal=True, gap=None):
-        for i, crumb in enumerate(breadcrumb(hit.lineage)):
-            if i:
-                st.markdown(f":gray[{CRUMB_SEPARATOR}]", width="content")
-            st.button(crumb.name, key=f"crumb:{hit.id}:{crumb.rank.label}", type="tertiary", on_click=_narrow,
+    """kingdom › phylum › ... › genus, each part a small button narrowing the clade filter to it."""
+    crumbs = breadcrumb(hit.lineage)
+    with st.container(horizontal=True, gap=None, key=f"crumbs-{hit.id}"):
+        for i, crumb in enumerate(crumbs):
+            label = crumb.name + (f" {CRUMB_SEPARATOR}" if i < len(crumbs) - 1 else "")
+            st.button(label, key=f"crumb:{hit.id}:{crumb.rank.label}", type="tertiary", on_click=_narrow,
                       args=(crumb.key,), help=f"Only this {crumb.rank.label}: {crumb.key}")
 
 
@@ -49,7 +59,7 @@ def render_card(hit: SearchHit) -> None:
         score = f"{hit.score:.3f}" if hit.score is not None else "–"
         st.caption(f"similarity {score}" + (f" · {hit.split}" if hit.split else ""))
         render_breadcrumb(hit)
-        with st.container(horizontal=True):
+        with st.container(horizontal=True, key=f"actions-{hit.id}"):
             st.button("Look-alikes", key=f"alike:{hit.id}", icon=":material/image_search:", on_click=_look_alikes,
                       args=(hit.id,))
             st.button("Identify", key=f"identify:{hit.id}", icon=":material/biotech:", on_click=_identify,
@@ -57,7 +67,8 @@ def render_card(hit: SearchHit) -> None:
 
 
 def render_results(hits: Sequence[SearchHit], clade: str | None = None, excluded: bool = False) -> None:
-    """The hits as a grid of cards, four to a row."""
+    """The hits as a grid of cards, three to a row."""
+    st.html(CARD_STYLE)
     where = f" {'outside' if excluded else 'inside'} `{clade}`" if clade else ""
     if not hits:
         st.info(f"No image found{where}.")
@@ -74,7 +85,7 @@ def render_summary(hits: Sequence[SearchHit]) -> None:
     st.markdown("##### In these results")
     nodes = summary_tree(hits)
     if nodes:
-        st.markdown(summary_markdown(nodes))
+        st.html(summary_html(nodes))
 
 
 def render_taxa(hits: Sequence[SearchHit], rank_label: str) -> None:
