@@ -1,7 +1,8 @@
 """`python -m training eval`: the paper's evaluation of one or more models on a labelled collection.
 
     python -m training eval --model SPEC [--model SPEC ...] --catalog CSV --images DIR [--split S]
-        [--text-type T[,T...]|all] [--shots 0,1,5] [--folds 5] [--support-split S] [--classes CSV]
+        [--text-type T[,T...]|all] [--ranks R[,R...]|all] [--shots 0,1,5] [--folds 5] [--support-split S]
+        [--classes CSV]
         [--format table|csv|markdown] [--plot PNG] [--device auto|cpu|cuda]
 
 Results go to stdout in the chosen format, messages to stderr. Only argparse and the metric modules'
@@ -16,9 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES, Lineage, validate_text_type
+from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES, Lineage, Rank, validate_text_type
 from training.constants import DEVICES
-from training.evaluate import DEFAULT_FOLDS, DEFAULT_SEED, DEFAULT_SHOTS, ModelEvaluation, parse_shots
+from training.evaluate import DEFAULT_FOLDS, DEFAULT_SEED, DEFAULT_SHOTS, ModelEvaluation, parse_ranks, parse_shots
 from training.report import DEFAULT_FORMAT, FORMATS
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EvalConfig:
     classes: str | None = None
     text_types: tuple[str, ...] = (DEFAULT_TEST_TEXT_TYPE,)
     shots: tuple[int, ...] = DEFAULT_SHOTS
+    ranks: tuple[Rank, ...] = tuple(Rank)
     folds: int = DEFAULT_FOLDS
     seed: int = DEFAULT_SEED
     format: str = DEFAULT_FORMAT
@@ -73,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     protocol.add_argument("--text-type", default=DEFAULT_TEST_TEXT_TYPE,
                           help=f"test text type(s), comma-separated, or {ALL_TEXT_TYPES}: {', '.join(TEXT_TYPES)} "
                                f"(default {DEFAULT_TEST_TEXT_TYPE})")
+    protocol.add_argument("--ranks", default="all",
+                          help="zero-shot ranks, comma-separated, or all (default); fewer ranks, fewer texts to embed")
     protocol.add_argument("--shots", default=",".join(map(str, DEFAULT_SHOTS)),
                           help="comma-separated: 0 = zero-shot, k > 0 = k-shot SimpleShot (default 0,1,5)")
     protocol.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="seeded few-shot draws averaged")
@@ -110,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     try:
         text_types = _text_types(args.text_type)
         shots = parse_shots(args.shots)
+        ranks = parse_ranks(getattr(args, "ranks", "all"))
     except ValueError as e:
         parser.error(str(e))
     if not Path(args.images).is_dir():
@@ -128,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     if args.support_split and args.support_split == args.split:
         parser.error("--support-split must differ from --split (the support would contain the queries)")
     return EvalConfig(tuple(args.models), args.images, args.catalog, args.split, args.support_split, args.classes,
-                      text_types, shots, args.folds, args.seed, args.format, args.plot, args.device,
+                      text_types, shots, ranks, args.folds, args.seed, args.format, args.plot, args.device,
                       args.batch_size, args.workers)
 
 
@@ -177,7 +182,8 @@ def evaluate_models(config: EvalConfig) -> list[ModelEvaluation]:
             support = (embed_collection(encoder, root, support_entries, config.workers, config.batch_size),
                        [entry.lineage for entry in support_entries])
         results.append(evaluate_embeddings(encoder, spec, embeddings, truth, candidates, config.text_types,
-                                           config.shots, config.folds, config.seed, support, config.split or ""))
+                                           config.shots, config.folds, config.seed, support, config.split or "",
+                                           config.ranks))
         del encoder
     return results
 

@@ -216,8 +216,9 @@ def mistake_depths(true_lineages: Sequence[Lineage], predicted_lineages: Sequenc
 
 
 def class_embeddings(encoder: "Encoder", candidates: Sequence[Lineage], text_type: str,
-                     cache: dict[str, np.ndarray] | None = None) -> dict[Rank, tuple[list[Lineage], np.ndarray]]:
-    """The candidates' classes at every rank and their template-averaged embeddings.
+                     cache: dict[str, np.ndarray] | None = None,
+                     ranks: Sequence[Rank] | None = None) -> dict[Rank, tuple[list[Lineage], np.ndarray]]:
+    """The candidates' classes at each rank (default: all seven) and their template-averaged embeddings.
 
     The templates only see the class string, so vectors are kept in `cache` by that string: above
     species every text type names a taxon by its taxonomic string, and a second text type with the
@@ -225,9 +226,10 @@ def class_embeddings(encoder: "Encoder", candidates: Sequence[Lineage], text_typ
     """
     validate_text_type(text_type)
     cache = {} if cache is None else cache
-    per_rank = {rank: rank_classes(candidates, rank) for rank in Rank}
+    ranks = sorted(Rank if ranks is None else set(ranks))
+    per_rank = {rank: rank_classes(candidates, rank) for rank in ranks}
     todo: dict[str, Lineage] = {}
-    for rank in Rank:
+    for rank in ranks:
         for lineage in per_rank[rank]:
             name = class_name(lineage, text_type)
             if name not in cache:
@@ -235,7 +237,7 @@ def class_embeddings(encoder: "Encoder", candidates: Sequence[Lineage], text_typ
     if todo:
         cache.update(zip(todo, encoder.encode_taxa(list(todo.values()), text_type)))
     out: dict[Rank, tuple[list[Lineage], np.ndarray]] = {}
-    for rank in Rank:
+    for rank in ranks:
         names = per_rank[rank]
         vectors = [cache[class_name(lineage, text_type)] for lineage in names]
         out[rank] = (names, np.stack(vectors) if vectors else np.zeros((0, encoder.dim), np.float32))
@@ -355,6 +357,16 @@ def few_shot_accuracy(embeddings: np.ndarray, labels: Sequence[str], shots: int,
 # --- one model ------------------------------------------------------------------------------------
 
 
+def parse_ranks(text: str) -> tuple[Rank, ...]:
+    """`"genus,species"` -> (Rank.GENUS, Rank.SPECIES); `all` -> every rank. Unknown names raise ValueError."""
+    if text.strip() == "all":
+        return tuple(Rank)
+    ranks = {Rank.parse(part) for part in text.split(",") if part.strip()}
+    if not ranks:
+        raise ValueError(f"no rank in {text!r}; expected some of {', '.join(r.label for r in Rank)} or all")
+    return tuple(sorted(ranks))
+
+
 def parse_shots(text: str) -> tuple[int, ...]:
     """`"0,1,5"` -> (0, 1, 5); 0 is zero-shot. The error says what is accepted."""
     try:
@@ -369,18 +381,20 @@ def parse_shots(text: str) -> tuple[int, ...]:
 def evaluate_embeddings(encoder: "Encoder", label: str, embeddings: np.ndarray, true_lineages: Sequence[Lineage],
                         candidates: Sequence[Lineage] | None = None, text_types: Sequence[str] = ("taxon_com",),
                         shots: Sequence[int] = DEFAULT_SHOTS, folds: int = DEFAULT_FOLDS, seed: int = DEFAULT_SEED,
-                        support: tuple[np.ndarray, Sequence[Lineage]] | None = None, split: str = "") -> ModelEvaluation:
+                        support: tuple[np.ndarray, Sequence[Lineage]] | None = None, split: str = "",
+                        ranks: Sequence[Rank] | None = None) -> ModelEvaluation:
     """Zero-shot (if 0 is in `shots`) under each text type, and few-shot for each k > 0, of one model.
 
     `candidates` default to the evaluated lineages; `support` is (embeddings, lineages) of a separate
-    support split, else few-shot support comes from the evaluated images.
+    support split, else few-shot support comes from the evaluated images. `ranks` limits the zero-shot
+    ranks (default: all seven); the texts of 81 templates per class are most of an evaluation's cost.
     """
     candidates = list(true_lineages) if candidates is None else list(candidates)
     zero: list[ZeroShotEvaluation] = []
     if 0 in shots:
         cache: dict[str, np.ndarray] = {}
         for text_type in text_types:
-            classes = class_embeddings(encoder, candidates, text_type, cache)
+            classes = class_embeddings(encoder, candidates, text_type, cache, ranks)
             zero.append(zero_shot(embeddings, true_lineages, classes, text_type))
     few: list[FewShotAccuracy] = []
     with_species = [i for i, lineage in enumerate(true_lineages) if lineage.get(FEW_SHOT_RANK)]

@@ -31,13 +31,16 @@ def test_parse_args_defaults_and_lists(tmp_path):
     assert config.format == "table" and config.split is None
     config = parse_args(["--model", "m", "--images", str(tmp_path), "--text-type", "all", "--shots", "5,1"])
     assert config.text_types == TEXT_TYPES and config.shots == (1, 5)
-    config = parse_args(["--model", "m", "--images", str(tmp_path), "--text-type", "common, taxonomic,common"])
+    config = parse_args(["--model", "m", "--images", str(tmp_path), "--text-type", "common, taxonomic,common",
+                         "--ranks", "species,genus"])
     assert config.text_types == ("common", "taxonomic")
+    assert [rank.label for rank in config.ranks] == ["genus", "species"]
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--text-type", "latin"], "unknown text type 'latin'; expected one of taxonomic"),
     (["--shots", "1,x"], "expected comma-separated whole numbers"),
+    (["--ranks", "tribe"], "unknown rank 'tribe'; expected one of kingdom, phylum"),
     (["--catalog", "missing.csv"], "--catalog 'missing.csv': no such file"),
     (["--plot", "out.jpg"], "expected a .png file name"),
     (["--folds", "0"], "--folds must be at least 1"),

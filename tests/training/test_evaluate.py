@@ -12,6 +12,7 @@ from training.evaluate import (
     few_shot_accuracy,
     mistake_depths,
     nearest_centroid,
+    parse_ranks,
     parse_shots,
     top_k_accuracy,
     true_class_positions,
@@ -172,6 +173,13 @@ def test_few_shot_needs_two_classes_and_valid_arguments():
         few_shot_accuracy(np.eye(3), ["a", "b"], shots=1)
 
 
+def test_parse_ranks():
+    assert parse_ranks("species, genus,genus") == (Rank.GENUS, Rank.SPECIES)
+    assert parse_ranks("all") == tuple(Rank)
+    with pytest.raises(ValueError, match="unknown rank 'tribe'"):
+        parse_ranks("tribe")
+
+
 def test_parse_shots():
     assert parse_shots("5,0,1,1") == (0, 1, 5)
     with pytest.raises(ValueError, match="0,1,5"):
@@ -217,6 +225,9 @@ def test_zero_shot_on_a_real_model_matches_training_and_finds_exact_class_texts(
     assert len(cache) == 10
     np.testing.assert_array_equal(scientific[Rank.GENUS][1], classes[Rank.GENUS][1])
     assert not np.allclose(scientific[Rank.SPECIES][1], classes[Rank.SPECIES][1])
+    only = class_embeddings(tiny_encoder, truth, "scientific", cache, ranks=[Rank.SPECIES, Rank.GENUS])
+    assert list(only) == [Rank.GENUS, Rank.SPECIES] and len(cache) == 10
+    assert [acc.rank for acc in zero_shot(images, truth, only, "scientific").ranks] == ["genus", "species"]
 
     few = evaluate_embeddings(tiny_encoder, "tiny", images, truth, shots=(1,))  # few-shot only: no text encoded
     assert few.zero_shot == ()
