@@ -144,12 +144,19 @@ class _QuietLibraries(logging.Filter):
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """The only place handlers are configured: messages go to stderr, results to stdout."""
+    """The only place handlers are configured: messages go to stderr, results to stdout.
+
+    Leaves logging alone when the caller configured it already (`python -m demo` calls `main`).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         handler.addFilter(_QuietLibraries())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

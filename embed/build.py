@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embed.constants import (
     DEFAULT_BATCH_SIZE,
@@ -27,9 +28,14 @@ from embed.constants import (
 )
 from embed.models import LoadedModel, load_model, resolve_spec
 from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
-from index.records import ImageRecord, Problem
+from index.records import ImageRecord, IngestSummary, Problem
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, point_id, validate_text_type
 from taxonomy.taxon import Taxon
+
+if TYPE_CHECKING:
+    from embed.encoder import Encoder
+    from index.catalog import Catalog
+    from index.store import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +83,8 @@ class BuildSummary:
     failures: tuple[Problem, ...]
     taxa_embedded: int
     taxa_total: int
-    seconds: float  # encoding the images, from the first batch to the last
-    ingested: object | None = None  # index.records.IngestSummary when a collection was ingested
+    seconds: float  # the image stage: from starting the decoding workers to the last batch marked
+    ingested: IngestSummary | None = None  # when a collection was ingested first
 
     @property
     def rate(self) -> float:
@@ -89,7 +95,6 @@ class BuildSummary:
 @dataclass
 class _Counts:
     done: int = 0
-    skipped: int = 0
     failed: int = 0
     failures: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
@@ -149,16 +154,16 @@ def set_cpu_threads(workers: int) -> int:
     return threads
 
 
-def _chunks(items: Sequence, size: int):
+def _chunks(items: Sequence[Taxon], size: int) -> Iterator[Sequence[Taxon]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
 
 def embed_images(
     records: Sequence[ImageRecord],
-    encoder,
-    store,
-    catalog,
+    encoder: Encoder,
+    store: VectorStore,
+    catalog: Catalog,
     run_id: int,
     options: BuildOptions,
     progress: Progress | None = None,
@@ -203,7 +208,7 @@ def embed_images(
 
 
 def embed_taxa(
-    taxa: Sequence[Taxon], encoder, store, text_type: str, progress: Progress | None = None
+    taxa: Sequence[Taxon], encoder: Encoder, store: VectorStore, text_type: str, progress: Progress | None = None
 ) -> int:
     """Template-averaged text vectors of `taxa`, written chunk by chunk."""
     done = 0
@@ -219,8 +224,8 @@ def run_build(
     options: BuildOptions,
     progress: Progress | None = None,
     loaded: LoadedModel | None = None,
-    store=None,
-    catalog=None,
+    store: VectorStore | None = None,
+    catalog: Catalog | None = None,
 ) -> BuildSummary:
     """Ingest (when asked), then embed the images and taxa that have no vector for this model.
 
@@ -271,8 +276,8 @@ def run_build(
             catalog.close()
 
 
-def _build(options: BuildOptions, loaded: LoadedModel, store, catalog, ingested, progress: Progress | None
-           ) -> BuildSummary:
+def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catalog: Catalog,
+           ingested: IngestSummary | None, progress: Progress | None) -> BuildSummary:
     from embed.encoder import Encoder
     from index.schema import IMAGES, TAXA
 

@@ -55,6 +55,18 @@ def make_test_collection(
     return TestCollection(catalog, images, tuple(row[0] for row in rows))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread in these tests: tiny tensors gain nothing from more, and on a shared
+    machine spinning OpenMP threads make them many times slower. Restored after each test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     from embed.models import load_model
