@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,21 @@ from training.evaluate import FewShotAccuracy, MistakeDepth, ModelEvaluation, Ra
 from training.report import CSV_COLUMNS, format_report, metric_rows, plot_evaluations
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`run_eval` sets up logging as an entry point does; leave the root logger as the test found it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 FELIS_CHAUS = "Animalia,Chordata,Mammalia,Carnivora,Felidae,Felis,chaus,jungle cat"
 AMANITA = "Fungi,Basidiomycota,Agaricomycetes,Agaricales,Amanitaceae,Amanita,muscaria,fly agaric"
 
