@@ -1,4 +1,4 @@
-"""`python -m training train ...` (also under torchrun) and `python -m training shards ...`.
+"""`python -m training train ...` (also under torchrun), `shards ...` and `eval ...`.
 
 Only argparse is imported up front; torch loads when a command runs, so `--help` is instant.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training import params, shards
+from training import eval_cli, params, shards
 
 
 def create_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def create_parser() -> argparse.ArgumentParser:
     shards.add_arguments(commands.add_parser(
         "shards", help="write a collection as webdataset shards in TreeOfLife-10M's layout",
         description=shards.__doc__.splitlines()[0]))
+    eval_cli.add_eval_parser(commands)
     return parser
 
 
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
 
         setup_logging()
         shards.run(args)
+    elif args.command == "eval":
+        eval_cli.run_eval(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+import shutil
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -64,7 +66,10 @@ def latest_checkpoint(out: str | Path) -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], out: str | Path, epoch_end: int | None = None) -> Path:
-    """Write `latest.pt` (and `epoch_N.pt` at the end of epoch N); atomic, so a kill never leaves half a file."""
+    """Write `latest.pt`, atomically, so that a kill never leaves half a file.
+
+    With `epoch_end=N`, `epoch_N.pt` is kept too, as a hard link (no second write) where possible.
+    """
     folder = checkpoint_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     latest = folder / LATEST_CHECKPOINT
@@ -73,9 +78,11 @@ def save_checkpoint(state: dict[str, Any], out: str | Path, epoch_end: int | Non
     tmp.replace(latest)
     if epoch_end is not None:
         epoch_file = folder / EPOCH_CHECKPOINT.format(epoch=epoch_end)
-        epoch_tmp = epoch_file.with_suffix(".tmp")
-        torch.save(state, epoch_tmp)
-        epoch_tmp.replace(epoch_file)
+        epoch_file.unlink(missing_ok=True)
+        try:
+            os.link(latest, epoch_file)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(latest, epoch_file)
     logger.info("checkpoint at step %d -> %s", state["step"], latest)
     return latest
 

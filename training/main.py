@@ -115,6 +115,9 @@ def run(config: TrainConfig, info) -> TrainResult:
     started = time.perf_counter()
     out = Path(config.out)
     precision = config.precision or ("bf16" if info.device.type == "cuda" else "fp32")
+    if config.threads:
+        # On a small shared CPU, fewer threads than cores avoids OpenMP threads spinning against each other.
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + info.rank)
     random.seed(config.seed + info.rank)
     np.random.seed(config.seed + info.rank)
@@ -147,11 +150,13 @@ def run(config: TrainConfig, info) -> TrainResult:
     common = dict(transform=loaded.train_preprocess, tokenizer=loaded.tokenizer, info=info,
                   batch_size=config.batch_size, seed=config.seed, epochs=config.epochs, workers=config.workers)
     if config.shards:
+        if config.higher_rank_captions:
+            logger.warning("--higher-rank-captions applies to collections only; shards keep their captions")
         data = shard_data(config.shards, config.train_num_samples, **common)
         train_lineages: list = []
     else:
         root, entries = read_split(config.catalog, config.images, config.split)
-        data = collection_data(root, entries, **common)
+        data = collection_data(root, entries, higher_rank_p=config.higher_rank_captions, **common)
         train_lineages = [entry.lineage for entry in entries]
     val = None
     val_images = config.val_images or config.images
@@ -167,7 +172,7 @@ def run(config: TrainConfig, info) -> TrainResult:
 
     # Optimizer and schedule.
     optimizer = torch.optim.AdamW(_param_groups(module, config.wd), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS,
-                                  fused=info.device.type == "cuda")
+                                  fused=True)  # fused kernels on CUDA and CPU alike (4x faster than foreach on CPU)
     total_steps = config.epochs * data.steps_per_epoch
     scheduler = warmup_cosine(optimizer, config.lr, capped_warmup(config.warmup, total_steps), total_steps)
     start_epoch, start_step = 0, 0
@@ -201,7 +206,7 @@ def run(config: TrainConfig, info) -> TrainResult:
             "steps_per_epoch": data.steps_per_epoch, "world_size": info.world_size, "rng": rng,
             "config": config.as_dict(), "model_cfg": loaded.model_cfg, "preprocess_cfg": loaded.preprocess_cfg,
             "taxonomy_version": taxonomy,
-        }, out, epoch_end=epoch + 1 if epoch_end else None)
+        }, out, epoch_end=epoch + 1 if epoch_end and config.keep_epoch_checkpoints else None)
 
     log = None
     metrics: list[dict[str, Any]] = []

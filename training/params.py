@@ -48,6 +48,7 @@ class TrainConfig:
     val_images: str | None = None
     val_split: str = DEFAULT_VAL_SPLIT
     text_type: str = DEFAULT_TEXT_TYPE
+    higher_rank_captions: float = 0.0  # share of samples captioned by an ancestor (not in BioCLIP's recipe)
     zeroshot_text_type: str = DEFAULT_ZERO_SHOT_TEXT_TYPE
     zeroshot_every: int = 1  # epochs; 0 turns the per-epoch zero-shot off
     epochs: int = DEFAULT_EPOCHS
@@ -59,10 +60,12 @@ class TrainConfig:
     precision: str | None = None  # None: bf16 on CUDA, fp32 on CPU
     device: str = "auto"
     workers: int = DEFAULT_WORKERS
+    threads: int | None = None  # torch CPU threads per process; None keeps torch's default
     seed: int = DEFAULT_SEED
     grad_checkpointing: bool = False
     compile: bool = False
     save_every_steps: int = 0
+    keep_epoch_checkpoints: bool = False  # epoch_N.pt next to latest.pt
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
     log_every: int = DEFAULT_LOG_EVERY
     resume: bool = False
@@ -111,6 +114,7 @@ def create_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Arg
     data.add_argument("--val-images", help="images root for the zero-shot (default: --images)")
     data.add_argument("--val-split", help=f"split for the zero-shot (default {DEFAULT_VAL_SPLIT})")
     data.add_argument("--workers", type=int, help=f"data loader workers per process (default {DEFAULT_WORKERS})")
+    data.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", help="open_clip spec (hf-hub:ORG/REPO, a folder, tol-tiny, ViT-B-16[:TAG]) "
@@ -123,6 +127,9 @@ def create_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Arg
     recipe.add_argument("--config", default=DEFAULT_CONFIG,
                         help=f"run config: a name ({', '.join(list_configs())}) or a JSON file; flags override it")
     recipe.add_argument("--text-type", choices=TEXT_TYPE_CHOICES, help="caption type; mixed draws one per batch")
+    recipe.add_argument("--higher-rank-captions", type=float, metavar="P",
+                        help="caption this share of samples by a random ancestor (kingdom..genus), as "
+                             "TreeOfLife-10M's images labelled above species; 0 in BioCLIP's recipe")
     recipe.add_argument("--epochs", type=int)
     recipe.add_argument("--batch-size", type=int, help="per process; global batch = this x world size")
     recipe.add_argument("--lr", type=float)
@@ -137,6 +144,8 @@ def create_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Arg
     run.add_argument("--out", required=True, help="folder for checkpoints, logs and the final model")
     run.add_argument("--resume", action="store_true", default=None, help="continue from OUT/checkpoints/latest.pt")
     run.add_argument("--save-every-steps", type=int, help="also checkpoint every N steps")
+    run.add_argument("--keep-epoch-checkpoints", action="store_true", default=None,
+                     help="keep checkpoints/epoch_N.pt of every epoch, not only latest.pt")
     run.add_argument("--max-steps", type=int, help="stop after N steps in all (checkpointed; resume later)")
     run.add_argument("--log-every", type=int, help=f"steps between log lines (default {DEFAULT_LOG_EVERY})")
     run.add_argument("--zeroshot-every", type=int, help="epochs between zero-shot evaluations (0: never)")
@@ -173,6 +182,8 @@ def parse_args(args: list[str] | None) -> TrainConfig:
     for name in ("warmup", "workers", "save_every_steps", "zeroshot_every"):
         if getattr(config, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(config, name)}")
+    if config.threads is not None and config.threads < 1:
+        parser.error(f"--threads must be at least 1, got {config.threads}")
     if config.max_steps is not None and config.max_steps < 1:
         parser.error(f"--max-steps must be at least 1, got {config.max_steps}")
     choices = {"text_type": TEXT_TYPE_CHOICES, "zeroshot_text_type": TEXT_TYPES, "device": DEVICES}
@@ -181,6 +192,8 @@ def parse_args(args: list[str] | None) -> TrainConfig:
             parser.error(f"{name} {getattr(config, name)!r}; expected one of {', '.join(allowed)}")
     if config.precision is not None and config.precision not in PRECISIONS:
         parser.error(f"precision {config.precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if not 0.0 <= config.higher_rank_captions <= 1.0:
+        parser.error(f"--higher-rank-captions must be in [0, 1], got {config.higher_rank_captions}")
     if config.lr <= 0:
         parser.error(f"--lr must be positive, got {config.lr}")
     return config

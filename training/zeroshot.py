@@ -78,6 +78,16 @@ def chance_levels(true_lineages: Sequence[Lineage], candidate_lineages: Sequence
     }
 
 
+def majority_levels(true_lineages: Sequence[Lineage]) -> dict[Rank, float]:
+    """Top-1 of always answering the most frequent true taxon: the bar for unbalanced ranks."""
+    levels: dict[Rank, float] = {}
+    for rank in Rank:
+        keys = [lineage.key(rank) for lineage in true_lineages if lineage.get(rank)]
+        if keys:
+            levels[rank] = max(keys.count(key) for key in set(keys)) / len(keys)
+    return levels
+
+
 class _EvalImages(Dataset):
     def __init__(self, root: Path, entries: Sequence[CatalogEntry], preprocess) -> None:
         self.root, self.entries, self.preprocess = root, list(entries), preprocess
@@ -101,12 +111,14 @@ def embed_images(encoder: Encoder, root: Path, entries: Sequence[CatalogEntry], 
 @dataclass(frozen=True)
 class ZeroShotResult:
     top1: dict[str, float]  # rank label -> accuracy
-    chance: dict[str, float]
+    chance: dict[str, float]  # one over the number of classes
+    majority: dict[str, float]  # share of the most frequent class among the images
     images: int
     text_type: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"top1": self.top1, "chance": self.chance, "images": self.images, "text_type": self.text_type}
+        return {"top1": self.top1, "chance": self.chance, "majority": self.majority, "images": self.images,
+                "text_type": self.text_type}
 
 
 def evaluate(encoder: Encoder, root: Path, entries: Sequence[CatalogEntry], candidates: Sequence[Lineage],
@@ -121,6 +133,6 @@ def evaluate(encoder: Encoder, root: Path, entries: Sequence[CatalogEntry], cand
         top1 = zero_shot_accuracy(encoder, embeddings, truth, candidates, text_type)
     finally:
         model.train(was_training)
-    chance = chance_levels(truth, candidates)
+    chance, majority = chance_levels(truth, candidates), majority_levels(truth)
     return ZeroShotResult({r.label: a for r, a in top1.items()}, {r.label: c for r, c in chance.items()},
-                          len(entries), text_type)
+                          {r.label: m for r, m in majority.items()}, len(entries), text_type)
