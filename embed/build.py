@@ -276,10 +276,27 @@ def run_build(
             catalog.close()
 
 
+def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageRecord]) -> list[ImageRecord]:
+    """The candidates whose point already carries `vector` for the file's current content.
+
+    A point whose payload `sha256` differs holds the vector of an older version of the file
+    (it changed and was ingested again), so it is encoded anew.
+    """
+    from index.schema import IMAGES
+
+    if not candidates:
+        return []
+    present = store.ids_with_vector(IMAGES, vector, [r.id for r in candidates])
+    if not present:
+        return []
+    sha = {hit.id: hit.payload.get("sha256") for hit in store.retrieve(IMAGES, sorted(present))}
+    return [r for r in candidates if r.id in present and sha.get(r.id) == r.sha256]
+
+
 def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catalog: Catalog,
            ingested: IngestSummary | None, progress: Progress | None) -> BuildSummary:
     from embed.encoder import Encoder
-    from index.schema import IMAGES, TAXA
+    from index.schema import TAXA
 
     encoder = Encoder(loaded, text_batch_size=options.text_batch_size)
     vector = loaded.vector_name
@@ -288,14 +305,14 @@ def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catal
     run_id = catalog.start_run(vector, options.model, location)
     try:
         candidates = catalog.images_to_embed(vector)
-        present = store.ids_with_vector(IMAGES, vector, [r.id for r in candidates]) if candidates else set()
-        written = [r for r in candidates if r.id in present]
+        written = already_written(store, vector, candidates)
         if written:
             # Written by a run that was killed before it could mark them: mark, don't encode.
             catalog.mark_embedded(vector, written)
             catalog.update_run(run_id, skipped=len(written))
             logger.info("%d images already in the store: marked, not encoded again", len(written))
-        todo = [r for r in candidates if r.id not in present]
+        done_ids = {r.id for r in written}
+        todo = [r for r in candidates if r.id not in done_ids]
         counts = embed_images(todo, encoder, store, catalog, run_id, options, progress)
         taxa = catalog.taxa()
         refresh = ingested is not None and bool(ingested.added or ingested.updated or ingested.gone)

@@ -250,6 +250,24 @@ def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, tiny):
         assert catalog.runs(VECTOR)[0].skipped == 3
 
 
+def test_changed_file_is_encoded_again(tmp_path, tiny):
+    """A file replaced after it was embedded: its old vector is not taken for the new content."""
+    from index.readers import read_collection
+
+    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    store = ClientStore(QdrantClient(":memory:"))
+    db = str(tmp_path / "catalog.db")
+    options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
+                           images=str(collection.images), workers=0)
+    run_build(options, loaded=tiny, store=store)
+    changed = collection.paths[0]
+    Image.new("RGB", (72, 64), (250, 10, 10)).save(collection.images / changed)
+    again = run_build(options, loaded=tiny, store=store)  # the ingest sees the new sha256
+    assert (again.images_total, again.images_skipped, again.images_embedded) == (1, 0, 1)
+    (hit,) = [h for h in store.scroll("images") if h.payload["path"] == changed]
+    assert hit.payload["sha256"] == hashlib.sha256((collection.images / changed).read_bytes()).hexdigest()
+
+
 def test_bad_images_are_skipped_and_listed(tmp_path, tiny):
     from index.readers import read_collection
 
