@@ -46,6 +46,7 @@ DEFAULT_TAXA_K = 5
 MAX_CANDIDATES = 5000
 EXACT_SEARCH_LIMIT = 20_000  # taxa of one rank scanned exactly below this count (probabilities stay exact)
 SAMPLE_LIMIT = 200
+ROOT_CACHE_LIMIT = 100_000  # image id -> collection root lookups kept
 BUILD_HINT = "run `python -m embed build --model {spec}` first (or `python -m demo` for the demo collection)"
 
 
@@ -323,9 +324,12 @@ class SearchService:
         self, vector: np.ndarray, k: int = DEFAULT_TAXA_K, rank: Rank | str | None = None,
         filter: SearchFilter | None = None,
     ) -> list[SearchHit]:
-        """The `k` taxa nearest to `vector`, of one `rank` when given (the rank's own vectors)."""
+        """The `k` taxa nearest to `vector`, of one `rank` when given (the rank's own vectors).
+
+        Only the clade part of `filter` applies (taxa have no split or source).
+        """
         self.check_built(TAXA)
-        search_filter = _with_rank(filter, Rank.parse(rank) if rank is not None else None)
+        search_filter = _taxa_filter(filter, Rank.parse(rank) if rank is not None else None)
         return self._hits(TAXA, self.store.search(TAXA, self.vector_name, vector, k, search_filter))
 
     def text_to_images(self, text: str, k: int = DEFAULT_K, filter: SearchFilter | None = None,
@@ -358,7 +362,8 @@ class SearchService:
             query: an image, a collection image id, or a vector (a text's, for text -> taxa).
             k: taxa listed per rank.
             method: `sum` (species probabilities summed per ancestor) or `taxa` (each rank's own vectors).
-            filter: limits the candidate taxa, e.g. `SearchFilter(within=("Animalia",))`.
+            filter: limits the candidate taxa to a clade, e.g. `SearchFilter(within=("Animalia",))`
+                (its split and source, which taxa do not have, are ignored).
         """
         validate_method(method)
         self.check_built(TAXA)
@@ -369,7 +374,7 @@ class SearchService:
         return own_vectors(per_rank, self.logit_scale, k)
 
     def _score_rank(self, vector: np.ndarray, rank: Rank, filter: SearchFilter | None) -> list[ScoredTaxon]:
-        search_filter = _with_rank(filter, rank)
+        search_filter = _taxa_filter(filter, rank)
         total = self.store.count(TAXA, search_filter, vector=self.vector_name)
         if total == 0:
             return []
@@ -387,6 +392,8 @@ class SearchService:
         if root is None:
             record = self.catalog.image(image_id)
             root = record.root if record is not None else ""
+            if len(self._roots) >= ROOT_CACHE_LIMIT:
+                self._roots.clear()
             self._roots[image_id] = root
         return root
 
@@ -417,13 +424,13 @@ def open_catalog_if_exists(db: str | None = None) -> Catalog | None:
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
         if not Path(database).expanduser().exists():
-            logger.info("no catalog at %s: results carry paths relative to their collection only", url)
+            logger.debug("no catalog at %s: results carry paths relative to their collection only", url)
             return None
     return Catalog(url)
 
 
-def _with_rank(search_filter: SearchFilter | None, rank: Rank | None) -> SearchFilter | None:
-    if rank is None:
-        return search_filter
+def _taxa_filter(search_filter: SearchFilter | None, rank: Rank | None) -> SearchFilter | None:
+    """The clade part of `search_filter` at `rank`: taxa carry no split or source, so those are dropped."""
     base = search_filter or SearchFilter()
-    return SearchFilter(within=base.within, exclude=base.exclude, rank=rank, split=base.split, source=base.source)
+    taxa = SearchFilter(within=base.within, exclude=base.exclude, rank=rank)
+    return None if taxa.is_empty else taxa

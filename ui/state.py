@@ -41,6 +41,7 @@ METHOD = "method"
 K = "k"
 PER_SPECIES = "per_species"
 SPLIT = "split"
+SOURCE_FILTER = "source_filter"
 CLADE_PREFIX = "clade_"
 
 # The clade filter cascades from kingdom to genus; a species is picked from the results instead.
@@ -52,6 +53,7 @@ DEFAULT_RANK = Rank.SPECIES.label
 DEFAULTS: dict[str, Any] = {
     MODE: DESCRIBE, TEXT: "", EXAMPLE: None, SOURCE: FROM_COLLECTION, PICKED: None, EXCLUDE: False,
     RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: None,
+    SOURCE_FILTER: None,
 }
 
 

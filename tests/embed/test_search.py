@@ -177,6 +177,18 @@ def test_identify_by_species_sum_is_a_softmax_over_every_species(service, search
     assert kingdom.score == pytest.approx(inside, abs=1e-5)
 
 
+def test_identify_inside_a_clade(service, search_catalog):
+    record = search_catalog.images()[2]
+    plain = service.identify(record.id, k=3)
+    with_split = service.identify(record.id, k=3, filter=SearchFilter(split="val"))  # taxa have no split
+    assert [p.taxon for p in with_split.path] == [p.taxon for p in plain.path]
+    other = next(o.key for o in service.clade_options(Rank.KINGDOM) if o.key != plain.path[0].taxon)
+    inside = service.identify(record.id, k=3, filter=SearchFilter(within=(other,)))
+    assert inside.path[0].taxon == other and inside.path[0].score == pytest.approx(1.0)
+    assert all(other in p.lineage.keys() for p in inside.path)
+    assert_consistent(inside)
+
+
 def assert_consistent(found: Identification) -> None:
     assert found.path, "an identification names at least a kingdom"
     for parent, child in zip(found.path, found.path[1:]):

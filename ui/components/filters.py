@@ -60,6 +60,17 @@ def render_clade_cascade(service: SearchService) -> str | None:
     return clade
 
 
+def _facet_selector(service: SearchService, field: str, label: str, key: str) -> str | None:
+    """A choice among the values of an image field, with image counts; shown when there is a choice."""
+    counts = service.facets(field)
+    if len(counts) < 2 and not st.session_state.get(key):
+        return None
+    if st.session_state.get(key) not in counts:
+        st.session_state[key] = None
+    return st.selectbox(label, list(counts), key=key, placeholder=f"any {field}",
+                        format_func=lambda value: f"{value} · {counts[value]}")
+
+
 def _reset_clade() -> None:
     state.set_clade(st.session_state, None)
 
@@ -72,11 +83,8 @@ def render_filters(service: SearchService) -> QueryOptions:
         excluded = st.toggle("Exclude this clade instead", key=state.EXCLUDE, disabled=clade is None)
         if clade:
             st.button("Clear the clade filter", on_click=_reset_clade, type="tertiary", icon=":material/close:")
-        splits = service.facets("split")
-        split = None
-        if splits:
-            split = st.selectbox("Split", list(splits), key=state.SPLIT, placeholder="any split",
-                                 format_func=lambda s: f"{s} · {splits[s]}")
+        split = _facet_selector(service, "split", "Split", state.SPLIT)
+        source = _facet_selector(service, "source", "Source", state.SOURCE_FILTER)
         st.subheader("Results")
         rank = st.selectbox("Rank of predicted and matching taxa", RANK_LABELS, key=state.RANK)
         k = st.slider("Results", K_STEP, MAX_K, step=K_STEP, key=state.K)
@@ -84,7 +92,7 @@ def render_filters(service: SearchService) -> QueryOptions:
         method = st.radio("Identify by", list(METHOD_LABELS), key=state.METHOD, format_func=METHOD_LABELS.get)
     search_filter = SearchFilter(
         within=(clade,) if clade and not excluded else (), exclude=(clade,) if clade and excluded else (),
-        split=split or None,
+        split=split or None, source=source or None,
     )
     return QueryOptions(
         filter=None if search_filter.is_empty else search_filter, clade=clade, excluded=bool(excluded and clade),
