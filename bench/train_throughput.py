@@ -140,9 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if step >= args.burn_in and (step == args.burn_in or step == total - 1):
+        if step < args.burn_in:
+            logger.info("burn-in step %d loss %.4f", step, loss.item())
+        elif step == args.burn_in or step == total - 1:
             losses.append(loss.item())  # syncs only at the first and last measured step
-        logger.info("step %d loss %.4f", step, loss.item() if step < args.burn_in else float("nan"))
     if use_cuda:
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - started

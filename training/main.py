@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from training.constants import (
     MODEL_DIR,
 )
 from training.params import TrainConfig, parse_args
+
+if TYPE_CHECKING:
+    from training.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +100,41 @@ def _read_metrics(path: Path, before_epoch: int) -> list[dict[str, Any]]:
     return [entry for entry in json.loads(path.read_text(encoding="utf-8")) if entry["epoch"] < before_epoch]
 
 
-def run(config: TrainConfig, info) -> TrainResult:
+@dataclass(frozen=True)
+class ZeroShotData:
+    """The images the per-epoch zero-shot scores, and the taxa it chooses among."""
+
+    root: Path
+    entries: list
+    candidates: list
+
+
+def _zero_shot_data(config: TrainConfig, train_lineages: list) -> ZeroShotData | None:
+    """The val split and the seen taxa (train and val splits), or None when there is nothing to score."""
+    from training.data import read_split
+
+    images = config.val_images or config.images
+    if not config.zeroshot_every or not images:
+        if config.zeroshot_every:
+            logger.info("no --val-images for the zero-shot of a shard run: no zero-shot evaluation")
+        return None
+    root, everything = read_split(config.val_catalog or config.catalog, images, None)
+    entries = [entry for entry in everything if entry.split == config.val_split]
+    if not entries:
+        logger.warning("no images in split %r of %s: no zero-shot evaluation", config.val_split, images)
+        return None
+    seen = {entry.lineage for entry in everything if entry.split in (config.split, config.val_split)}
+    return ZeroShotData(root, entries, sorted(seen | set(train_lineages), key=lambda lineage: lineage.key()))
+
+
+def _check_resume(state: dict[str, Any], config: TrainConfig, world_size: int) -> None:
+    changed = [key for key in _RESUME_KEYS if state["config"].get(key) != getattr(config, key)]
+    if changed or state["world_size"] != world_size:
+        logger.warning("resuming with changed %s (world size %d -> %d): the run will not repeat the "
+                       "uninterrupted one exactly", ", ".join(changed) or "nothing", state["world_size"], world_size)
+
+
+def run(config: TrainConfig, info: "DistInfo") -> TrainResult:
     """The run itself, in an initialised process (group); see `main`."""
     import open_clip
     from torch.nn.parallel import DistributedDataParallel
@@ -121,14 +158,9 @@ def run(config: TrainConfig, info) -> TrainResult:
     torch.manual_seed(config.seed + info.rank)
     random.seed(config.seed + info.rank)
     np.random.seed(config.seed + info.rank)
-
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(out)) if config.resume else None
     if state is not None:
-        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
-        if changed or state["world_size"] != info.world_size:
-            logger.warning("resuming with changed %s (world size %d -> %d): the run will not repeat the "
-                           "uninterrupted one exactly", ", ".join(changed) or "nothing", state["world_size"],
-                           info.world_size)
+        _check_resume(state, config, info.world_size)
 
     # Model: rank 0 first, so that a Hub download happens once.
     for turn in (True, False):
@@ -146,7 +178,7 @@ def run(config: TrainConfig, info) -> TrainResult:
         module.to(memory_format=torch.channels_last)
     module.train()
 
-    # Data.
+    # Data: this process's share of the training data, and the zero-shot split.
     common = dict(transform=loaded.train_preprocess, tokenizer=loaded.tokenizer, info=info,
                   batch_size=config.batch_size, seed=config.seed, epochs=config.epochs, workers=config.workers)
     if config.shards:
@@ -158,21 +190,11 @@ def run(config: TrainConfig, info) -> TrainResult:
         root, entries = read_split(config.catalog, config.images, config.split)
         data = collection_data(root, entries, higher_rank_p=config.higher_rank_captions, **common)
         train_lineages = [entry.lineage for entry in entries]
-    val = None
-    val_images = config.val_images or config.images
-    if config.zeroshot_every and val_images:
-        val_root, everything = read_split(config.val_catalog or config.catalog, val_images, None)
-        val_entries = [e for e in everything if e.split == config.val_split]
-        seen = {e.lineage for e in everything if e.split in (config.split, config.val_split)}
-        candidates = sorted(seen | set(train_lineages), key=lambda lineage: lineage.key())
-        if val_entries:
-            val = (val_root, val_entries, candidates)
-        else:
-            logger.warning("no images in split %r of %s: no zero-shot evaluation", config.val_split, val_images)
+    val = _zero_shot_data(config, train_lineages)
 
-    # Optimizer and schedule.
+    # Optimizer (fused kernels on CUDA and CPU alike: 4x faster than foreach on the CPU) and schedule.
     optimizer = torch.optim.AdamW(_param_groups(module, config.wd), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS,
-                                  fused=True)  # fused kernels on CUDA and CPU alike (4x faster than foreach on CPU)
+                                  fused=True)
     total_steps = config.epochs * data.steps_per_epoch
     scheduler = warmup_cosine(optimizer, config.lr, capped_warmup(config.warmup, total_steps), total_steps)
     start_epoch, start_step = 0, 0
@@ -190,7 +212,6 @@ def run(config: TrainConfig, info) -> TrainResult:
         model = torch.compile(model)
     loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
                                  rank=info.rank, world_size=info.world_size)
-
     taxonomy = ckpt.taxonomy_version(train_lineages)
 
     def save(epoch: int, steps_done: int, epoch_end: bool = False) -> None:
@@ -219,6 +240,7 @@ def run(config: TrainConfig, info) -> TrainResult:
                 data.num_samples, data.steps_per_epoch, config.batch_size * info.world_size, config.epochs,
                 precision, info.device, info.world_size)
 
+    # The epochs: train, checkpoint, and now and then the zero-shot (rank 0; the others wait).
     train_run = Run(config, info, module, data.steps_per_epoch, _autocast(info.device, precision),
                     channels_last, log, save)
     batches = data.batches(start_epoch, start_step)
@@ -235,14 +257,14 @@ def run(config: TrainConfig, info) -> TrainResult:
             break
         last = epoch == config.epochs - 1
         if val and info.is_master and ((epoch + 1) % config.zeroshot_every == 0 or last):
-            result = evaluate(encoder, *val, text_type=config.zeroshot_text_type)
+            result = evaluate(encoder, val.root, val.entries, val.candidates, text_type=config.zeroshot_text_type)
             metrics.append({"epoch": epoch, "step": step, "zero_shot": result.as_dict()})
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             logger.info("epoch %d zero-shot top-1 (%s, %d images): %s", epoch, result.text_type, result.images,
                         ", ".join(f"{rank} {acc:.3f} (chance {result.chance[rank]:.3f})"
                                   for rank, acc in result.top1.items()))
         barrier(info)
-    del batches
+    del batches  # stops the loader workers
 
     model_dir = out / MODEL_DIR
     if info.is_master:
