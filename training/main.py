@@ -155,6 +155,8 @@ def run(config: TrainConfig, info: "DistInfo") -> TrainResult:
     if config.threads:
         # On a small shared CPU, fewer threads than cores avoids OpenMP threads spinning against each other.
         torch.set_num_threads(config.threads)
+    if info.device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what runs outside bf16 autocast, as open_clip_train
     torch.manual_seed(config.seed + info.rank)
     random.seed(config.seed + info.rank)
     np.random.seed(config.seed + info.rank)
