@@ -22,7 +22,7 @@ from index.convert import as_queries, check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
 from index.store import (
-    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, Hit, StoreError,
+    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit, StoreError,
     StoreUnavailableError, VectorStore, _check_positive, _paged,
 )
 
@@ -61,9 +61,12 @@ def _hit(point: Any, score: float | None, vector_name: str | None = None, group:
 class ClientStore(VectorStore):
     """Both collections through one `QdrantClient` (SPEC §6)."""
 
-    def __init__(self, client: QdrantClient, location: str = MEMORY_LOCATION) -> None:
+    def __init__(
+        self, client: QdrantClient, location: str = MEMORY_LOCATION, layout: ClusterLayout | None = None
+    ) -> None:
         self._client = client
         self.location = location
+        self.layout = layout or ClusterLayout()
         self._dims: dict[str, dict[str, int] | None] = {c: None for c in COLLECTIONS}
         self._closed = False
 
@@ -80,6 +83,7 @@ class ClientStore(VectorStore):
         retries: int = DEFAULT_RETRIES,
         backoff_s: float = DEFAULT_BACKOFF_S,
         timeout_s: int = DEFAULT_TIMEOUT_S,
+        layout: ClusterLayout | None = None,
     ) -> ClientStore:
         """Connect to the server at `url`, probing it up to `retries` times with exponential back-off.
 
@@ -94,7 +98,7 @@ class ClientStore(VectorStore):
         for attempt in range(retries):
             try:
                 client.get_collections()
-                return cls(client, url)
+                return cls(client, url, layout)
             except UnexpectedResponse as e:
                 client.close()
                 if e.status_code in (401, 403):
@@ -162,7 +166,9 @@ class ClientStore(VectorStore):
         for collection in self._check_new_dims(name, dim, collections):
             params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
             if not self._call(self._client.collection_exists, collection):
-                self._call(self._client.create_collection, collection, vectors_config={name: params})
+                self._call(self._client.create_collection, collection, vectors_config={name: params},
+                           shard_number=self.layout.shard_number,
+                           replication_factor=self.layout.replication_factor)
                 with warnings.catch_warnings():
                     # Local mode warns that it keeps no payload indexes; a server does, and is what they are for.
                     warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")

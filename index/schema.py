@@ -17,6 +17,8 @@ COLLECTIONS: tuple[str, ...] = (IMAGES, TAXA)
 DEFAULT_STORE = "./var/qdrant"
 STORE_ENV = "TOL_STORE"
 API_KEY_ENV = "TOL_QDRANT_API_KEY"
+SHARDS_ENV = "TOL_QDRANT_SHARDS"  # shard number of new collections on a server or cluster
+REPLICATION_ENV = "TOL_QDRANT_REPLICATION"  # replication factor of new collections on a cluster
 MEMORY_LOCATION = ":memory:"
 URL_SCHEMES: tuple[str, ...] = ("http", "https")
 

@@ -26,7 +26,8 @@ from index.convert import as_matrix, as_query, check_unique, image_payload, taxo
 from index.filters import SearchFilter
 from index.records import ImageRecord
 from index.schema import (
-    API_KEY_ENV, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, STORE_ENV, TAXA, URL_SCHEMES,
+    API_KEY_ENV, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, STORE_ENV, TAXA,
+    URL_SCHEMES,
     check_collection, check_dim, check_keyword_field, check_vector_name,
 )
 from taxonomy.taxon import Taxon
@@ -314,6 +315,25 @@ def resolve_api_key(flag: str | None = None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ClusterLayout:
+    """How a server spreads a new collection: shards, and copies of each (None: the server's default)."""
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+
+    @classmethod
+    def from_env(cls) -> "ClusterLayout":
+        """`$TOL_QDRANT_SHARDS` and `$TOL_QDRANT_REPLICATION`, positive integers when set."""
+        values = []
+        for name in (SHARDS_ENV, REPLICATION_ENV):
+            raw = os.environ.get(name, "").strip()
+            if raw and not (raw.isdigit() and int(raw) > 0):
+                raise ValueError(f"${name} must be a positive integer, got {raw!r}")
+            values.append(int(raw) if raw else None)
+        return cls(*values)
+
+
 def open_store(
     location: str | None = None,
     api_key: str | None = None,
@@ -349,7 +369,8 @@ def open_store(
         from index.client_store import ClientStore
 
         return ClientStore.connect(
-            location, resolve_api_key(api_key), retries=retries, backoff_s=backoff_s, timeout_s=timeout_s
+            location, resolve_api_key(api_key), retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
+            layout=ClusterLayout.from_env(),
         )
     if api_key is not None:
         raise ValueError(f"an API key applies to a server URL (http:// or https://), not to {location!r}")

@@ -173,3 +173,23 @@ def test_importing_the_facade_loads_no_engine():
     code = "import sys, index.store, index.filters, index.convert; print(sorted(m for m in sys.modules if m.startswith('qdrant')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip() == "[]"
+
+
+def test_cluster_layout_comes_from_the_environment(monkeypatch):
+    from index.client_store import ClientStore
+    from index.store import ClusterLayout
+
+    monkeypatch.setenv("TOL_QDRANT_SHARDS", "6")
+    monkeypatch.setenv("TOL_QDRANT_REPLICATION", "2")
+    assert ClusterLayout.from_env() == ClusterLayout(6, 2)
+    monkeypatch.setenv("TOL_QDRANT_REPLICATION", "two")
+    with pytest.raises(ValueError, match=r"\$TOL_QDRANT_REPLICATION must be a positive integer, got 'two'"):
+        ClusterLayout.from_env()
+    monkeypatch.delenv("TOL_QDRANT_SHARDS")
+    monkeypatch.delenv("TOL_QDRANT_REPLICATION")
+    assert ClusterLayout.from_env() == ClusterLayout(None, None)
+    store = ClientStore.in_memory()
+    store.layout = ClusterLayout(3, 1)
+    store.ensure_vector("demo", 4)  # the layout reaches create_collection; local mode accepts and ignores it
+    assert store.vector_names("images") == {"demo": 4}
+    store.close()
