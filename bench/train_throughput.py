@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     from training.distributed import DistInfo
     from training.logger import setup_logging
     from training.main import _autocast, _param_groups
-    from training.constants import ADAM_BETAS, ADAM_EPS
+    from training.constants import ADAM_BETAS, ADAM_EPS, LOGIT_SCALE_MAX
     from training.text import pick
 
     setup_logging()
@@ -139,7 +140,11 @@ def main(argv: list[str] | None = None) -> dict:
             loss = loss_fn(image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:  # linear warm-up over the burn-in, as training warms up
+            group["lr"] = args.lr * min(1.0, (step + 1) / max(1, args.burn_in))
         optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(LOGIT_SCALE_MAX))
         if step < args.burn_in:
             logger.info("burn-in step %d loss %.4f", step, loss.item())
         elif step == args.burn_in or step == total - 1:
