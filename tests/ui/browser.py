@@ -111,7 +111,7 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
-            page.goto(server, wait_until="domcontentloaded")
+            page.goto(url, wait_until="domcontentloaded")
             page.get_by_text("Filter by clade").wait_for(timeout=RESULT_TIMEOUT_MS)
 
             # Fewer results make a picture that shows the whole page.
