@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/embed_throughput.py
 	$(PY) bench/query_latency.py
+	$(PY) bench/demo_render.py
 
 ui: $(STAMP)
 	$(VENV)/bin/streamlit run ui/app.py

@@ -18,6 +18,18 @@ from demo.constants import (
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
+def add_collection_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The collection's settings, shared by the chain and `collection`."""
+    group.add_argument("--species", type=int, default=DEFAULT_SPECIES, metavar="N",
+                       help=f"number of real species (default {DEFAULT_SPECIES})")
+    group.add_argument("--per-species", type=int, default=DEFAULT_PER_SPECIES, metavar="N",
+                       help=f"pictures per species (default {DEFAULT_PER_SPECIES})")
+    group.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PX",
+                       help=f"side of the square pictures, {MIN_SIZE}-{MAX_SIZE} (default {DEFAULT_SIZE})")
+    group.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                       help=f"chooses the species, the splits and every picture's variation (default {DEFAULT_SEED})")
+
+
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m demo",
@@ -30,13 +42,7 @@ def create_parser() -> argparse.ArgumentParser:
     chain = parser.add_argument_group("the chain (no command)")
     chain.add_argument("--workdir", type=Path, default=Path(DEFAULT_WORKDIR), metavar="DIR",
                        help=f"where the collection, model, catalog and store go (default: {DEFAULT_WORKDIR})")
-    chain.add_argument("--species", type=int, default=DEFAULT_SPECIES, metavar="N",
-                       help=f"species in the collection (default {DEFAULT_SPECIES})")
-    chain.add_argument("--per-species", type=int, default=DEFAULT_PER_SPECIES, metavar="N",
-                       help=f"pictures per species (default {DEFAULT_PER_SPECIES})")
-    chain.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PX",
-                       help=f"picture side (default {DEFAULT_SIZE})")
-    chain.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help="collection seed")
+    add_collection_arguments(chain)
     chain.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the demo run config's)")
     chain.add_argument("--no-ui", dest="serve", action="store_false", help="stop after the evaluation")
     chain.add_argument("--port", type=int, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
@@ -48,15 +54,7 @@ def create_parser() -> argparse.ArgumentParser:
                     "give the same bytes.",
     )
     collection.add_argument("--out", type=Path, required=True, metavar="DIR", help="collection folder")
-    collection.add_argument("--species", type=int, default=DEFAULT_SPECIES, metavar="N",
-                            help=f"number of real species (default {DEFAULT_SPECIES})")
-    collection.add_argument("--per-species", type=int, default=DEFAULT_PER_SPECIES, metavar="N",
-                            help=f"pictures per species (default {DEFAULT_PER_SPECIES})")
-    collection.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PX",
-                            help=f"side of the square pictures, {MIN_SIZE}-{MAX_SIZE} (default {DEFAULT_SIZE})")
-    collection.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
-                            help="chooses the species, the splits and every picture's variation "
-                                 f"(default {DEFAULT_SEED})")
+    add_collection_arguments(collection)
 
     sheet = commands.add_parser(
         "contact-sheet", help="one labelled row of pictures per family of a collection",

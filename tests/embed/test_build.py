@@ -13,7 +13,7 @@ import qdrant_edge as qe
 from PIL import Image
 from qdrant_client import QdrantClient, models
 
-from conftest import make_test_collection
+from tests.embed.conftest import make_test_collection
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
 from index.client_store import ClientStore

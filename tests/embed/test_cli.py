@@ -95,7 +95,7 @@ def test_each_subcommand_has_a_parser():
 
 @pytest.mark.slow
 def test_cli_build_then_status(tmp_path):
-    from conftest import make_test_collection
+    from tests.embed.conftest import make_test_collection
 
     collection = make_test_collection(tmp_path / "col", per_species=6, species=1)
     store, db = str(tmp_path / "qdrant"), str(tmp_path / "catalog.db")

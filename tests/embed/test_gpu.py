@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_test_collection
+from tests.embed.conftest import make_test_collection
 
 pytestmark = pytest.mark.gpu
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
-from conftest import make_test_collection
+from tests.embed.conftest import make_test_collection
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
 from index.readers import read_collection

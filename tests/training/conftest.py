@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from training_fixtures import make_tiny_collection
+from tests.training.training_fixtures import make_tiny_collection
 
 
 @pytest.fixture(scope="session")

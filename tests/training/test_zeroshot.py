@@ -9,7 +9,7 @@ from taxonomy import Lineage, Rank
 from training.main import model_spec
 from training.zeroshot import chance_levels, rank_classes, zero_shot_accuracy
 
-from training_fixtures import LINEAGES
+from tests.training.training_fixtures import LINEAGES
 
 SPECIES = [Lineage.from_ranks(list(row[:7]), row[7]) for row in LINEAGES]
 
