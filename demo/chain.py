@@ -146,7 +146,8 @@ def serve(options: ChainOptions, paths: ChainPaths) -> int:
         return 0
     print(f"open http://localhost:{options.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
-        return subprocess.call(argv, env={**os.environ, **paths.environment()})
+        quiet = {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}  # offline: nothing to send, no notice
+        return subprocess.call(argv, env={**os.environ, **quiet, **paths.environment()})
     except KeyboardInterrupt:
         return 0
 
