@@ -305,7 +305,9 @@ def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catal
     run_id = catalog.start_run(vector, options.model, location)
     try:
         candidates = catalog.images_to_embed(vector)
-        written = already_written(store, vector, candidates)
+        # A stale vector of this model may sit on a point whose payload another model has updated.
+        stale = catalog.stale_embeddings(vector)
+        written = already_written(store, vector, [r for r in candidates if r.id not in stale])
         if written:
             # Written by a run that was killed before it could mark them: mark, don't encode.
             catalog.mark_embedded(vector, written)

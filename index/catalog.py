@@ -166,6 +166,14 @@ class Catalog:
         with self._sessions() as session:
             return [image_record(row) for row in session.scalars(query)]
 
+    def stale_embeddings(self, model: str) -> set[str]:
+        """Ids of present images that `model` embedded at another sha256: the file changed since."""
+        query = (select(ImageRow.id).join(EmbeddingRow, (EmbeddingRow.image_id == ImageRow.id)
+                                          & (EmbeddingRow.model == model))
+                 .where(ImageRow.status == IMAGE_PRESENT, EmbeddingRow.sha256 != ImageRow.sha256))
+        with self._sessions() as session:
+            return set(session.scalars(query))
+
     def mark_embedded(self, model: str, records: Sequence[ImageRecord]) -> None:
         """Record that `model` embedded these images at the sha256 each record carries.
 

@@ -268,6 +268,29 @@ def test_changed_file_is_encoded_again(tmp_path, tiny):
     assert hit.payload["sha256"] == hashlib.sha256((collection.images / changed).read_bytes()).hexdigest()
 
 
+def test_changed_file_is_encoded_again_for_every_model(tmp_path, tiny):
+    """Two models on one point: after model A re-embeds a changed file, model B's old vector is not current."""
+    from dataclasses import replace
+
+    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    store = ClientStore(QdrantClient(":memory:"))
+    db = str(tmp_path / "catalog.db")
+    options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
+                           images=str(collection.images), workers=0)
+    other = replace(tiny, vector_name="tiny-b")
+    run_build(options, loaded=tiny, store=store)
+    run_build(options, loaded=other, store=store)
+    changed = collection.paths[0]
+    Image.new("RGB", (72, 64), (250, 10, 10)).save(collection.images / changed)
+    first = run_build(options, loaded=tiny, store=store)
+    second = run_build(options, loaded=other, store=store)
+    assert (first.images_embedded, second.images_embedded, second.images_skipped) == (1, 1, 0)
+    (hit,) = [h for h in store.scroll("images") if h.payload["path"] == changed]
+    (a,) = store.retrieve("images", [hit.id], vector_name=VECTOR)
+    (b,) = store.retrieve("images", [hit.id], vector_name="tiny-b")
+    np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)  # the same weights saw the same new file
+
+
 def test_bad_images_are_skipped_and_listed(tmp_path, tiny):
     from index.readers import read_collection
 
