@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from demo.render import render  # noqa: E402
 from demo.species import choose  # noqa: E402
 from demo.traits import keyed_rng, traits_of  # noqa: E402
 
+from common import git_commit  # bench/ is the script's folder, first on sys.path
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,13 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--species", type=int, default=300, help="organisms cycled through")
     return parser.parse_args(argv)
 
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             "render": lambda i, size: picture(i, size),
         }
         device = f"cpu: {platform.processor() or platform.machine()}, 1 process ({os.cpu_count()} cores seen)"
-        commit = _commit()
+        commit = git_commit()
         header = ("size", "path", "images", "cpu s", "wall s", "img/s (cpu)", "vs png-save")
         print("{:>5} {:<11} {:>7} {:>7} {:>7} {:>12} {:>12}".format(*header), file=sys.stderr)
         for size in args.sizes:

@@ -26,11 +26,12 @@ import logging
 import math
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import git_commit  # bench/ is the script's folder, first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,13 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"collection cache (default: {CACHE})")
     return parser.parse_args(argv)
 
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=REPO).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _collection(cache: Path, images: int, size: int):
@@ -154,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             rate, n_build = build_rate(collection, loaded, args, Path(tmp) / "build")
             best["build"] = max(best["build"], rate)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    common = {"bench": "embed_throughput", "device": args.device, "device_name": device, "commit": _commit(),
+    common = {"bench": "embed_throughput", "device": args.device, "device_name": device, "commit": git_commit(),
               "model": args.model, "size": args.size}
     rows = []
     for method, rate in best.items():

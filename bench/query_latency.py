@@ -30,7 +30,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from common import git_commit  # bench/ is the script's folder, first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -79,13 +80,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--points must be >= 1000, --queries >= 1, --dim >= 2")
     return args
 
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=REPO).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 @dataclass
@@ -345,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             results += run_synthetic(points, args)
     print(table(results), file=sys.stderr)
     context = {"bench": "query_latency", "device": "cpu", "cores": len(os.sched_getaffinity(0)),
-               "commit": _commit(), "python": platform.python_version(), "k": K}
+               "commit": git_commit(), "python": platform.python_version(), "k": K}
     for r in results:
         row = {**context, **asdict(r), "ratio_p50": r.ratio}
         row.update(row.pop("extra"))

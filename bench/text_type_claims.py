@@ -28,10 +28,8 @@ import argparse
 import json
 import logging
 import math
-import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, MIXED, TEXT_TYPES, Rank  # noqa: E402
 from training.evaluate import ModelEvaluation, parse_ranks  # noqa: E402
+
+from common import git_commit  # bench/ is the script's folder, first on sys.path
 
 logger = logging.getLogger("bench.text_type_claims")
 
@@ -102,14 +102,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
-
-def _commit() -> str:
-    """The short commit of this checkout; $BENCH_COMMIT where the copy has no git history (a lent machine)."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("BENCH_COMMIT", "unknown")
 
 
 def _read_stamp(folder: Path) -> dict:
@@ -357,7 +349,7 @@ def write_docs(args: argparse.Namespace, argv: list[str], evaluations: list[Mode
         f"{args.epochs} epoch(s) (batch {args.batch_size}, lr {args.lr:g}, wd {args.wd:g}) on the `train` split of the "
         f"demo collection ({args.species} species x {args.per_species} pictures of {args.size} px, seed {args.seed}); "
         f"evaluated on the `unseen` split: {n_images} pictures of {n_species} species that training never "
-        f"showed, each from a genus it did show. Device {device}, commit {_commit()}; {timing.describe()}.",
+        f"showed, each from a genus it did show. Device {device}, commit {git_commit()}; {timing.describe()}.",
         "",
         "Cells: zero-shot top-1 (%) at species / genus rank, the candidates being the unseen species (and their "
         "genera), each class embedded with SPEC §4's template averaging. Few-shot: SimpleShot on the image "
@@ -417,7 +409,7 @@ def _only(ev: ModelEvaluation, text_type: str) -> ModelEvaluation:
 
 def emit_json(args: argparse.Namespace, evaluations: list[ModelEvaluation], device: str) -> None:
     """STYLE §20: one JSON line per result on stdout."""
-    base = {"bench": "text_type_claims", "device": device, "commit": _commit(), "model": args.model,
+    base = {"bench": "text_type_claims", "device": device, "commit": git_commit(), "model": args.model,
             "batch_size": args.batch_size, "epochs": args.epochs, "species": args.species, "seed": args.seed}
     for ev in evaluations:
         for zs in ev.zero_shot:

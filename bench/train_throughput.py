@@ -17,10 +17,11 @@ import argparse
 import json
 import logging
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import git_commit  # bench/ is the script's folder, first on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -54,14 +55,6 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
-
-def _commit() -> str:
-    try:
-        root = Path(__file__).resolve().parent.parent
-        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -155,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     peak = torch.cuda.max_memory_allocated(device) / BYTES_PER_GB if use_cuda else None
     result = {
         "bench": "train_throughput", "device": torch.cuda.get_device_name(device) if use_cuda else "cpu",
-        "commit": _commit(), "model": args.model, "image_size": size, "batch_size": args.batch_size,
+        "commit": git_commit(), "model": args.model, "image_size": size, "batch_size": args.batch_size,
         "precision": precision, "compile": args.compile, "fused_adamw": args.fused_adamw and use_cuda,
         "channels_last": args.channels_last, "grad_checkpointing": args.grad_checkpointing, "data": data_name,
         "steps": args.steps, "samples_per_s": round(args.steps * args.batch_size / elapsed, 1),
