@@ -18,7 +18,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from index.convert import as_queries, check_point_id
+from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
 from index.store import (
@@ -283,10 +283,7 @@ class ClientStore(VectorStore):
         exact: bool = False,
         hnsw_ef: int | None = None,
     ) -> list[list[Hit]]:
-        _check_positive(k, "k")
-        if hnsw_ef is not None:
-            _check_positive(hnsw_ef, "hnsw_ef")
-        matrix = as_queries(queries, self._dim_of(collection, vector_name))
+        matrix = self._batch_args(collection, vector_name, queries, k, hnsw_ef)
         if not len(matrix):
             return []
         query_filter = _client_filter(filter_spec(filter))

@@ -6,7 +6,7 @@ import os
 from index.constants import DB_ENV, DEFAULT_DB_PATH, SQLITE_PREFIX
 
 
-def resolve_setting(flag: str | None, env_var: str, default: str) -> str:
+def resolve_setting(flag: str | None, env_var: str, default: str | None) -> str | None:
     """The first of `flag`, `$env_var` and `default` that is set and not blank."""
     for value in (flag, os.environ.get(env_var)):
         if value is not None and value.strip():

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from index.convert import as_queries, check_point_id
+from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field
 from index.store import (
@@ -343,10 +343,7 @@ class EdgeStore(VectorStore):
         exact: bool = False,
         hnsw_ef: int | None = None,
     ) -> list[list[Hit]]:
-        _check_positive(k, "k")
-        if hnsw_ef is not None:
-            _check_positive(hnsw_ef, "hnsw_ef")
-        matrix = as_queries(queries, self._dim_of(collection, vector_name))
+        matrix = self._batch_args(collection, vector_name, queries, k, hnsw_ef)
         shard = self._shard(collection)
         assert shard is not None
         spec = filter_spec(filter)

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from index.convert import as_matrix, as_query, check_unique, image_payload, taxon_payload, taxon_point_id
+from index.convert import as_matrix, as_queries, as_query, check_unique, image_payload, taxon_payload, taxon_point_id
 from index.filters import SearchFilter
 from index.records import ImageRecord
+from index.config import resolve_setting
 from index.schema import (
     API_KEY_ENV, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, STORE_ENV, TAXA,
     URL_SCHEMES,
@@ -280,6 +281,14 @@ class VectorStore:
             check_keyword_field(group_by, "group_by")
         return as_query(query, self._dim_of(collection, vector_name))
 
+    def _batch_args(
+        self, collection: str, vector_name: str, queries: np.ndarray, k: int, hnsw_ef: int | None
+    ) -> np.ndarray:
+        _check_positive(k, "k")
+        if hnsw_ef is not None:
+            _check_positive(hnsw_ef, "hnsw_ef")
+        return as_queries(queries, self._dim_of(collection, vector_name))
+
 
 def _check_positive(value: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -301,18 +310,12 @@ def _paged(fetch: Callable[[Any, int], tuple[list[Hit], Any]], limit: int | None
 
 def resolve_store_location(flag: str | None = None) -> str:
     """`--store`, else `$TOL_STORE`, else `./var/qdrant` (SPEC §7); blank values count as unset."""
-    for value in (flag, os.environ.get(STORE_ENV)):
-        if value is not None and value.strip():
-            return value.strip()
-    return DEFAULT_STORE
+    return resolve_setting(flag, STORE_ENV, DEFAULT_STORE)
 
 
 def resolve_api_key(flag: str | None = None) -> str | None:
     """The server API key: the argument, else `$TOL_QDRANT_API_KEY`, else None."""
-    for value in (flag, os.environ.get(API_KEY_ENV)):
-        if value is not None and value.strip():
-            return value.strip()
-    return None
+    return resolve_setting(flag, API_KEY_ENV, None)
 
 
 @dataclass(frozen=True)
