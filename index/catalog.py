@@ -7,24 +7,30 @@ with foreign keys on, so a build can read while an ingest writes.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from index.config import resolve_db_url
 from index.constants import (
     IMAGE_GONE, IMAGE_PRESENT, INGEST_BATCH_SIZE, INGEST_WORKERS, MAX_STORED_FAILURES, QUERY_CHUNK,
-    RUN_END_STATUSES, RUN_RUNNING,
+    RUN_END_STATUSES, RUN_INTERRUPTED, RUN_RUNNING, RUN_SILENT_AFTER_S,
 )
 from index.ingest import Progress, ingest_collection
+from index.errors import CatalogError
+from index.migrations import upgrade
 from index.models import (
-    Base, BuildRunRow, EmbeddingRow, ImageRow, IngestRow, TaxonRow, as_utc, build_run_record,
+    BuildRunRow, EmbeddingRow, ImageRow, IngestRow, ModelRow, TaxonRow, as_utc, build_run_record,
     failure_value, image_record, problem_record, taxon_record, utcnow,
 )
 from index.readers import Collection
@@ -35,6 +41,50 @@ from taxonomy.taxon import Taxon
 logger = logging.getLogger(__name__)
 
 _SQLITE_BUSY_TIMEOUT_S = 30  # a build and an ingest may write at the same time
+
+
+class BuildInProgressError(CatalogError):
+    """Another live build is writing the same model into the same store."""
+
+    def __init__(self, run: BuildRun) -> None:
+        self.run = run
+        since = run.started.strftime("%Y-%m-%d %H:%M:%S UTC") if run.started else "?"
+        super().__init__(
+            f"another build is writing vector {run.model!r} into {run.store}: run {run.id}, process {run.pid} "
+            f"on {run.host or '?'}, started {since}. Wait for it to finish or stop it; a build that was "
+            "killed is marked interrupted by the next one"
+        )
+
+
+class VectorNameConflictError(CatalogError, ValueError):
+    """A vector name already holds the vectors of other weights."""
+
+    def __init__(self, name: str, registered_spec: str, spec: str) -> None:
+        self.name, self.registered_spec, self.spec = name, registered_spec, spec
+        super().__init__(
+            f"vector name {name!r} already holds the vectors of {registered_spec!r}, other weights than "
+            f"{spec!r}; nothing was written. Give the model folder another name, or build into another store"
+        )
+
+
+def _this_host() -> str:
+    return socket.gethostname()
+
+
+def _is_alive(run: BuildRunRow, now: datetime) -> bool:
+    """Whether a `running` run's process may still be at work."""
+    if run.host == _this_host() and run.pid is not None:
+        if run.pid == os.getpid():
+            return True
+        try:
+            os.kill(run.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    beat = as_utc(run.heartbeat or run.started)
+    return beat is not None and now - beat < timedelta(seconds=RUN_SILENT_AFTER_S)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -75,7 +125,7 @@ class Catalog:
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self._engine = make_engine(self.url)
-        Base.metadata.create_all(self._engine)
+        upgrade(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
@@ -140,47 +190,93 @@ class Catalog:
             per_split = session.execute(select(ImageRow.split, func.count()).where(present)
                                         .group_by(ImageRow.split).order_by(ImageRow.split)).all()
             embedded = session.execute(
-                select(EmbeddingRow.model, func.count()).join(ImageRow, self._embedding_is_current())
-                .where(present).group_by(EmbeddingRow.model).order_by(EmbeddingRow.model)).all()
+                select(EmbeddingRow.model, EmbeddingRow.store, func.count()).join(ImageRow, self._embedding_is_current())
+                .where(present).group_by(EmbeddingRow.model, EmbeddingRow.store)
+                .order_by(EmbeddingRow.model, EmbeddingRow.store)).all()
             last = session.scalars(select(IngestRow).order_by(IngestRow.id.desc()).limit(1)).first()
         return CatalogStats(
             images=by_status.get(IMAGE_PRESENT, 0), gone=by_status.get(IMAGE_GONE, 0),
             taxa_per_rank={rank.label: per_rank.get(rank.label, 0) for rank in Rank},
-            images_per_kingdom=dict(per_kingdom), images_per_split=dict(per_split), embedded=dict(embedded),
+            images_per_kingdom=dict(per_kingdom), images_per_split=dict(per_split),
+            embedded={f"{model} in {store or '(unknown store)'}": n for model, store, n in embedded},
             last_ingest=as_utc(last.finished) if last else None, last_ingest_root=last.root if last else "",
             problems=[problem_record(value) for value in last.problems] if last else [],
         )
 
     # --- the embedding build -------------------------------------------------------------------------
+    # Embeddings are recorded per model AND store: a build into a new or wiped store finds the
+    # catalog's marks of another store irrelevant (see embed.build for how a wiped store is noticed).
 
     @staticmethod
-    def _embedding_is_current(model: str | None = None) -> Any:
+    def _embedding_is_current(model: str | None = None, store: str | None = None) -> Any:
         condition = (EmbeddingRow.image_id == ImageRow.id) & (EmbeddingRow.sha256 == ImageRow.sha256)
-        return condition & (EmbeddingRow.model == model) if model is not None else condition
+        if model is not None:
+            condition = condition & (EmbeddingRow.model == model)
+        if store is not None:
+            condition = condition & (EmbeddingRow.store == store)
+        return condition
 
-    def images_to_embed(self, model: str) -> list[ImageRecord]:
-        """Present images that `model` has not embedded at their current sha256, by root and path."""
-        query = (select(ImageRow).outerjoin(EmbeddingRow, self._embedding_is_current(model))
+    def images_to_embed(self, model: str, store: str) -> list[ImageRecord]:
+        """Present images without a vector of `model` in `store` at their current sha256, by root and path."""
+        query = (select(ImageRow).outerjoin(EmbeddingRow, self._embedding_is_current(model, store))
                  .where(ImageRow.status == IMAGE_PRESENT, EmbeddingRow.image_id.is_(None))
                  .order_by(ImageRow.root, ImageRow.path))
         with self._sessions() as session:
             return [image_record(row) for row in session.scalars(query)]
 
-    def stale_embeddings(self, model: str) -> set[str]:
-        """Ids of present images that `model` embedded at another sha256: the file changed since."""
+    def stale_embeddings(self, model: str, store: str) -> set[str]:
+        """Ids of present images that `model` embedded into `store` at another sha256: the file changed since."""
         query = (select(ImageRow.id).join(EmbeddingRow, (EmbeddingRow.image_id == ImageRow.id)
-                                          & (EmbeddingRow.model == model))
+                                          & (EmbeddingRow.model == model) & (EmbeddingRow.store == store))
                  .where(ImageRow.status == IMAGE_PRESENT, EmbeddingRow.sha256 != ImageRow.sha256))
         with self._sessions() as session:
             return set(session.scalars(query))
 
-    def mark_embedded(self, model: str, records: Sequence[ImageRecord]) -> None:
-        """Record that `model` embedded these images at the sha256 each record carries.
+    def stale_payloads(self, model: str, store: str) -> list[ImageRecord]:
+        """Present images whose vector in `store` is current but whose row changed after it was written."""
+        query = (select(ImageRow).join(EmbeddingRow, self._embedding_is_current(model, store))
+                 .where(ImageRow.status == IMAGE_PRESENT, ImageRow.updated > EmbeddingRow.embedded)
+                 .order_by(ImageRow.root, ImageRow.path))
+        with self._sessions() as session:
+            return [image_record(row) for row in session.scalars(query)]
+
+    def embedded_ids(self, model: str, store: str) -> set[str]:
+        """Ids of present images with a current vector of `model` in `store`."""
+        query = (select(ImageRow.id).join(EmbeddingRow, self._embedding_is_current(model, store))
+                 .where(ImageRow.status == IMAGE_PRESENT))
+        with self._sessions() as session:
+            return set(session.scalars(query))
+
+    def present_ids(self) -> set[str]:
+        with self._sessions() as session:
+            return set(session.scalars(select(ImageRow.id).where(ImageRow.status == IMAGE_PRESENT)))
+
+    def gone_in_store(self, store: str) -> list[str]:
+        """Ids of images that left the catalog while some model still has their point in `store`."""
+        query = (select(EmbeddingRow.image_id).distinct()
+                 .join(ImageRow, EmbeddingRow.image_id == ImageRow.id)
+                 .where(EmbeddingRow.store == store, ImageRow.status == IMAGE_GONE)
+                 .order_by(EmbeddingRow.image_id))
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    def forget_embeddings(self, store: str, ids: Sequence[str], model: str | None = None) -> None:
+        """Drop the marks of `ids` in `store` (of every model, or of `model`): their points are not there."""
+        with self._sessions.begin() as session:
+            for chunk in _chunks(list(ids)):
+                query = delete(EmbeddingRow).where(EmbeddingRow.store == store, EmbeddingRow.image_id.in_(chunk))
+                if model is not None:
+                    query = query.where(EmbeddingRow.model == model)
+                session.execute(query)
+
+    def mark_embedded(self, model: str, store: str, records: Sequence[ImageRecord]) -> None:
+        """Record that `store` holds `model`'s vector of these images, at the sha256 each record carries.
 
         Raises:
             ValueError: a record's image is not in the catalog.
         """
         _check_name("model", model)
+        _check_name("store", store)
         with self._sessions.begin() as session:
             for chunk in _chunks(list(records)):
                 ids = [record.id for record in chunk]
@@ -189,41 +285,92 @@ class Catalog:
                 if unknown:
                     raise ValueError(f"{len(unknown)} images are not in the catalog, e.g. {unknown[:3]}")
                 existing = {row.image_id: row for row in session.scalars(
-                    select(EmbeddingRow).where(EmbeddingRow.model == model, EmbeddingRow.image_id.in_(ids)))}
+                    select(EmbeddingRow).where(EmbeddingRow.model == model, EmbeddingRow.store == store,
+                                               EmbeddingRow.image_id.in_(ids)))}
                 now = utcnow()
                 for record in chunk:
                     row = existing.get(record.id)
                     if row is None:
-                        row = EmbeddingRow(image_id=record.id, model=model)
+                        row = EmbeddingRow(image_id=record.id, model=model, store=store)
                         session.add(row)
                         existing[record.id] = row
                     row.sha256, row.embedded = record.sha256, now
 
-    def embedded_count(self, model: str) -> int:
-        """Present images that `model` has embedded at their current sha256."""
-        query = (select(func.count()).select_from(ImageRow).join(EmbeddingRow, self._embedding_is_current(model))
+    def embedded_count(self, model: str, store: str | None = None) -> int:
+        """Present images that `model` has embedded at their current sha256 (into `store`, or into any)."""
+        query = (select(func.count(func.distinct(ImageRow.id))).select_from(ImageRow)
+                 .join(EmbeddingRow, self._embedding_is_current(model, store))
                  .where(ImageRow.status == IMAGE_PRESENT))
         with self._sessions() as session:
             return int(session.scalar(query) or 0)
 
-    def start_run(self, model: str, spec: str, store: str) -> int:
-        """Open a build run in state `running`; returns its id."""
-        _check_name("model", model)
+    def register_model(self, name: str, spec: str, fingerprint: str) -> None:
+        """Tie a vector name to the weights it holds; the first build of a name registers it.
+
+        Raises:
+            VectorNameConflictError: the name already holds the vectors of other weights.
+        """
+        _check_name("model", name)
+        for attempt in range(2):  # a concurrent first registration of the same name: read it back
+            try:
+                with self._sessions.begin() as session:
+                    row = session.get(ModelRow, name)
+                    if row is None:
+                        session.add(ModelRow(name=name, spec=spec, fingerprint=fingerprint, registered=utcnow()))
+                    elif row.fingerprint != fingerprint:
+                        raise VectorNameConflictError(name, row.spec, spec)
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
+
+    def interrupt_dead_runs(self) -> list[int]:
+        """Mark `running` runs whose process is gone as `interrupted`; returns their ids.
+
+        On this host a run's process id is checked; a run of another host counts as dead when it
+        reported no progress for `RUN_SILENT_AFTER_S`.
+        """
+        now = utcnow()
         with self._sessions.begin() as session:
-            row = BuildRunRow(model=model, spec=spec, store=store, started=utcnow(), status=RUN_RUNNING,
-                              failures=[])
-            session.add(row)
-            session.flush()
-            return row.id
+            dead = [row for row in session.scalars(select(BuildRunRow).where(BuildRunRow.status == RUN_RUNNING))
+                    if not _is_alive(row, now)]
+            for row in dead:
+                row.status, row.finished = RUN_INTERRUPTED, now
+                logger.warning("build run %d (%s into %s, process %s on %s) was killed: marked interrupted",
+                               row.id, row.model, row.store, row.pid, row.host)
+            return [row.id for row in dead]
+
+    def start_run(self, model: str, spec: str, store: str) -> int:
+        """Open a build run in state `running`; returns its id.
+
+        Raises:
+            BuildInProgressError: a live build of `model` into `store` is running.
+        """
+        _check_name("model", model)
+        self.interrupt_dead_runs()
+        now = utcnow()
+        try:
+            with self._sessions.begin() as session:
+                row = BuildRunRow(model=model, spec=spec, store=store, started=now, status=RUN_RUNNING,
+                                  failures=[], pid=os.getpid(), host=_this_host(), heartbeat=now)
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            running = [run for run in self.runs(model) if run.status == RUN_RUNNING and run.store == store]
+            if not running:
+                raise
+            raise BuildInProgressError(running[0]) from None
 
     def update_run(self, run_id: int, *, done: int = 0, skipped: int = 0, failed: int = 0,
                    failures: Sequence[Problem] = (), rate: float | None = None) -> None:
-        """Add counts and failures to a run; `rate` (images/s) replaces the last one."""
+        """Add counts and failures to a run; `rate` (images/s) replaces the last one. Also its heartbeat."""
         with self._sessions.begin() as session:
             row = self._run_row(session, run_id)
             row.done += done
             row.skipped += skipped
             row.failed += failed
+            row.heartbeat = utcnow()
             if failures:
                 room = MAX_STORED_FAILURES - len(row.failures or [])
                 if room < len(failures):

@@ -27,6 +27,9 @@ RUN_FAILED = "failed"
 RUN_INTERRUPTED = "interrupted"
 RUN_STATUSES: tuple[str, ...] = (RUN_RUNNING, RUN_DONE, RUN_FAILED, RUN_INTERRUPTED)
 RUN_END_STATUSES: tuple[str, ...] = (RUN_DONE, RUN_FAILED, RUN_INTERRUPTED)
+# A running build of another host that reported no progress for this long is taken as killed
+# (on this host, its process id is checked). Long enough for an HNSW build of millions of points.
+RUN_SILENT_AFTER_S = 3600
 # A run keeps every count but only this many failure details, so one bad shard can't bloat the row.
 MAX_STORED_FAILURES = 1000
 MAX_STORED_PROBLEMS = 10_000  # problems of an ingest kept for `stats`; the summary has them all

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from index.constants import (
@@ -85,21 +85,40 @@ class ImageRow(LineageColumns, Base):
 
 
 class EmbeddingRow(Base):
-    """That `model` embedded `image_id` when its file had `sha256`."""
+    """That `model`'s vector of `image_id` is in `store`, made when its file had `sha256`.
+
+    `embedded` is when the point's vector or payload was last written: an image row updated
+    after it (relabelled) has a stale payload in that store.
+    """
 
     __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_model_store", "model", "store"),)
 
     image_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True, index=True)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    store: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
     sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
     embedded: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+_RUNNING = text(f"status = '{RUN_RUNNING}'")
+RUNNING_RUN_INDEX = "uq_build_runs_running"
+
+
 class BuildRunRow(Base):
-    """One embedding build; counts are added as batches finish."""
+    """One embedding build; counts are added as batches finish.
+
+    At most one run of a model into a store is `running` (a partial unique index): a second
+    build of the same model into the same store fails to insert its row. `pid` and `host` say
+    who runs it, `heartbeat` when it last finished a batch, so a killed run can be told apart.
+    """
 
     __tablename__ = "build_runs"
+    __table_args__ = (
+        Index(RUNNING_RUN_INDEX, "model", "store", unique=True, sqlite_where=_RUNNING,
+              postgresql_where=_RUNNING),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
@@ -113,6 +132,29 @@ class BuildRunRow(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     rate: Mapped[float] = mapped_column(Float, default=0.0)
     failures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{path, reason}]
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ModelRow(Base):
+    """The weights behind a vector name: one name never holds two models' vectors."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)  # the vector name
+    spec: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    registered: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MetaRow(Base):
+    """Facts about the catalog itself: its schema version."""
+
+    __tablename__ = "catalog_meta"
+
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(String(NAME_LENGTH))
 
 
 class IngestRow(Base):
@@ -177,4 +219,5 @@ def build_run_record(row: BuildRunRow) -> BuildRun:
         id=row.id, model=row.model, spec=row.spec, store=row.store, started=as_utc(row.started),
         finished=as_utc(row.finished), status=row.status, done=row.done, skipped=row.skipped,
         failed=row.failed, rate=row.rate, failures=tuple(problem_record(f) for f in row.failures or ()),
+        pid=row.pid, host=row.host or "", heartbeat=as_utc(row.heartbeat),
     )

@@ -100,7 +100,7 @@ class CatalogStats:
     taxa_per_rank: dict[str, int]  # rank label -> taxa, every rank listed
     images_per_kingdom: dict[str, int]  # "" for unlabelled images
     images_per_split: dict[str, int]  # "" for images without a split
-    embedded: dict[str, int]  # model vector name -> present images embedded at their sha256
+    embedded: dict[str, int]  # "vector in store" -> present images whose vector there is current
     last_ingest: datetime | None = None
     last_ingest_root: str = ""
     problems: list[Problem] = field(default_factory=list)
@@ -122,3 +122,6 @@ class BuildRun:
     failed: int = 0
     rate: float = 0.0  # images per second
     failures: tuple[Problem, ...] = ()
+    pid: int | None = None  # the build's process, on `host`
+    host: str = ""
+    heartbeat: datetime | None = None  # when it last reported progress

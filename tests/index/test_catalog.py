@@ -97,23 +97,45 @@ def test_stats_count_ranks_kingdoms_splits_and_keep_the_last_problems(tmp_path, 
     assert stats.last_ingest_root == str(root.resolve()) and stats.last_ingest.tzinfo is not None
 
 
-def test_images_to_embed_follow_the_sha256_per_model(catalog, collection):
+STORE = "/srv/qdrant"
+
+
+def test_images_to_embed_follow_the_sha256_per_model_and_store(catalog, collection):
     csv_file, root = collection
     catalog.ingest(read_collection(csv_file, root))
-    todo = catalog.images_to_embed("demo")
+    todo = catalog.images_to_embed("demo", STORE)
     assert [r.path for r in todo] == ["birds/jay.jpg", "birds/magpie1.jpg", "birds/magpie2.png"]
     assert all(isinstance(r, ImageRecord) for r in todo)
-    catalog.mark_embedded("demo", todo[:2])
-    catalog.mark_embedded("demo", todo[:1])  # marking twice is harmless
-    assert [r.path for r in catalog.images_to_embed("demo")] == ["birds/magpie2.png"]
-    assert catalog.embedded_count("demo") == 2 and catalog.embedded_count("bioclip") == 0
-    assert len(catalog.images_to_embed("bioclip")) == 3
+    catalog.mark_embedded("demo", STORE, todo[:2])
+    catalog.mark_embedded("demo", STORE, todo[:1])  # marking twice is harmless
+    assert [r.path for r in catalog.images_to_embed("demo", STORE)] == ["birds/magpie2.png"]
+    assert catalog.embedded_count("demo", STORE) == 2 and catalog.embedded_count("bioclip", STORE) == 0
+    assert len(catalog.images_to_embed("bioclip", STORE)) == 3
+    # Another store holds nothing of this model, whatever the first one holds.
+    assert len(catalog.images_to_embed("demo", "/elsewhere")) == 3 and catalog.embedded_count("demo", "/elsewhere") == 0
     jay = root / "birds" / "jay.jpg"
     make_image(jay, colour=(1, 250, 1), size=(33, 24))
     os.utime(jay, ns=(0, jay.stat().st_mtime_ns + 10**9))
     catalog.ingest(read_collection(csv_file, root))
-    assert [r.path for r in catalog.images_to_embed("demo")] == ["birds/jay.jpg", "birds/magpie2.png"]
-    assert catalog.embedded_count("demo") == 1 and catalog.stats().embedded == {"demo": 1}
+    assert [r.path for r in catalog.images_to_embed("demo", STORE)] == ["birds/jay.jpg", "birds/magpie2.png"]
+    assert catalog.embedded_count("demo", STORE) == 1 and catalog.stats().embedded == {f"demo in {STORE}": 1}
+
+
+def test_relabelled_and_gone_images_are_reported_per_store(catalog, collection):
+    csv_file, root = collection
+    catalog.ingest(read_collection(csv_file, root))
+    catalog.mark_embedded("demo", STORE, catalog.images())
+    assert catalog.stale_payloads("demo", STORE) == []
+    rows = csv_file.read_text().splitlines()
+    relabelled = [rows[0], rows[1].replace("hudsonia", "pica").replace("black-billed magpie", "Eurasian magpie")]
+    csv_file.write_text("\n".join(relabelled + rows[3:]) + "\n")  # magpie1 relabelled, magpie2 gone
+    catalog.ingest(read_collection(csv_file, root))
+    assert [r.path for r in catalog.stale_payloads("demo", STORE)] == ["birds/magpie1.jpg"]
+    assert catalog.stale_payloads("demo", "/elsewhere") == []
+    gone = catalog.gone_in_store(STORE)
+    assert gone == [image_point_id("birds/magpie2.png")] and catalog.gone_in_store("/elsewhere") == []
+    catalog.forget_embeddings(STORE, gone)
+    assert catalog.gone_in_store(STORE) == []
 
 
 def test_mark_embedded_refuses_unknown_images(catalog, collection):
@@ -121,9 +143,9 @@ def test_mark_embedded_refuses_unknown_images(catalog, collection):
     catalog.ingest(read_collection(csv_file, root))
     stranger = ImageRecord(image_point_id("elsewhere.jpg"), str(root), "elsewhere.jpg", "0" * 64, 1, 1, 1, MAGPIE)
     with pytest.raises(ValueError, match="elsewhere.jpg"):
-        catalog.mark_embedded("demo", [stranger])
+        catalog.mark_embedded("demo", STORE, [stranger])
     with pytest.raises(ValueError, match="model must be a non-empty name"):
-        catalog.mark_embedded("", catalog.images())
+        catalog.mark_embedded("", STORE, catalog.images())
     assert catalog.embedded_count("demo") == 0
 
 
@@ -156,3 +178,103 @@ def test_build_run_errors_name_what_is_allowed(catalog, monkeypatch):
     catalog.update_run(run, failed=1, failures=failures[:1])
     (stored,) = catalog.runs()
     assert stored.failed == 4 and [f.path for f in stored.failures] == ["0.jpg", "1.jpg"]
+
+
+def test_a_second_build_of_a_model_into_a_store_is_refused_while_the_first_lives(catalog):
+    from index.catalog import BuildInProgressError
+
+    first = catalog.start_run("demo", "tol-tiny", STORE)
+    with pytest.raises(BuildInProgressError, match=rf"run {first}, process {os.getpid()}.*Wait for it"):
+        catalog.start_run("demo", "tol-tiny", STORE)
+    other_store = catalog.start_run("demo", "tol-tiny", "/elsewhere")
+    other_model = catalog.start_run("bioclip", "hf-hub:imageomics/bioclip", STORE)
+    assert len({first, other_store, other_model}) == 3
+    catalog.finish_run(first, "done")
+    catalog.finish_run(catalog.start_run("demo", "tol-tiny", STORE), "done")  # free again once finished
+
+
+def _plant_run(catalog, pid: int, host: str, heartbeat_age_s: float = 0) -> int:
+    """A `running` run as another process (or host) left it."""
+    from datetime import timedelta
+
+    from index.models import BuildRunRow, utcnow
+
+    with catalog._sessions.begin() as session:
+        now = utcnow()
+        row = BuildRunRow(model="demo", spec="tol-tiny", store=STORE, started=now, status="running", failures=[],
+                          pid=pid, host=host, heartbeat=now - timedelta(seconds=heartbeat_age_s))
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_a_killed_run_is_marked_interrupted_by_the_next_build(catalog):
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process id that is gone
+    killed = _plant_run(catalog, child.pid, socket.gethostname())
+    assert catalog.runs()[0].status == "running"
+    new = catalog.start_run("demo", "tol-tiny", STORE)  # no BuildInProgressError: the holder is dead
+    by_id = {run.id: run for run in catalog.runs()}
+    assert by_id[killed].status == "interrupted" and by_id[killed].finished is not None
+    assert by_id[new].status == "running" and by_id[new].pid == os.getpid()
+
+
+def test_a_run_of_another_host_is_dead_only_after_a_silence(catalog):
+    from index.catalog import BuildInProgressError
+    from index.constants import RUN_SILENT_AFTER_S
+
+    live = _plant_run(catalog, 1, "another-host", heartbeat_age_s=60)
+    with pytest.raises(BuildInProgressError, match="on another-host"):
+        catalog.start_run("demo", "tol-tiny", STORE)
+    catalog.finish_run(live, "done")
+    silent = _plant_run(catalog, 1, "another-host", heartbeat_age_s=RUN_SILENT_AFTER_S + 1)
+    assert catalog.interrupt_dead_runs() == [silent]
+
+
+def test_a_vector_name_never_holds_two_models_weights(catalog):
+    from index.catalog import VectorNameConflictError
+
+    catalog.register_model("bioclip", "hf-hub:imageomics/bioclip", "hf-hub:imageomics/bioclip")
+    catalog.register_model("bioclip", "hf-hub:imageomics/bioclip", "hf-hub:imageomics/bioclip")  # again: fine
+    with pytest.raises(VectorNameConflictError, match="'bioclip' already holds the vectors of "
+                                                      "'hf-hub:imageomics/bioclip', other weights than 'hf-hub:x/bioclip'"):
+        catalog.register_model("bioclip", "hf-hub:x/bioclip", "hf-hub:x/bioclip")
+
+
+def test_a_catalog_written_by_the_previous_release_opens_and_keeps_everything(tmp_path):
+    """tests/index/data/catalog_v1.db was written by main at 57d6aa0: schema version 1."""
+    import shutil
+    from pathlib import Path
+
+    from index.migrations import SCHEMA_VERSION, VERSION_KEY
+
+    old = tmp_path / "catalog.db"
+    shutil.copy(Path(__file__).parent / "data" / "catalog_v1.db", old)
+    with Catalog(f"sqlite:///{old}") as upgraded:
+        stats = upgraded.stats()
+        assert (stats.images, stats.taxa_per_rank["species"]) == (12, 4)
+        # The marks belong to the store of the model's last finished run.
+        assert stats.embedded == {"tol-tiny in /srv/qdrant": 10}
+        assert len(upgraded.images_to_embed("tol-tiny", "/srv/qdrant")) == 2
+        runs = upgraded.runs()
+        assert [(r.id, r.status, r.done) for r in runs] == [(2, "interrupted", 0), (1, "done", 10)]
+        upgraded.finish_run(upgraded.start_run("tol-tiny", "tol-tiny", "/srv/qdrant"), "done")
+    with Catalog(f"sqlite:///{old}") as again:  # opening twice upgrades once
+        assert len(again.runs()) == 3
+    version = sqlite3.connect(old).execute("SELECT value FROM catalog_meta WHERE key = ?", (VERSION_KEY,)).fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_a_catalog_of_a_newer_release_is_refused(tmp_path):
+    from index.migrations import SCHEMA_VERSION, CatalogVersionError
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    Catalog(url).close()
+    with sqlite3.connect(tmp_path / "catalog.db") as db:
+        db.execute("UPDATE catalog_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(CatalogVersionError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+        Catalog(url)

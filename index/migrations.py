@@ -1,0 +1,106 @@
+"""The catalog's schema version, and the steps that bring an older catalog up to it.
+
+A catalog records its version in `catalog_meta`; one written before versions existed (main up
+to 57d6aa0) is version 1. Opening a catalog runs every step from its version to
+`SCHEMA_VERSION` in one transaction each, so a catalog written by one release opens in the next.
+A catalog newer than this code is refused rather than misread.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from index.constants import RUN_INTERRUPTED, RUN_RUNNING
+from index.errors import CatalogError
+from index.models import RUNNING_RUN_INDEX, Base, BuildRunRow, EmbeddingRow, MetaRow, utcnow
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+VERSION_KEY = "schema_version"
+_FIRST_VERSION = 1  # tables without `catalog_meta`
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer release of this project."""
+
+
+def _add_column(connection: Connection, table: str, column: str) -> None:
+    column_type = BuildRunRow.__table__.c[column].type.compile(dialect=connection.dialect)
+    connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {column_type}"))
+
+
+def _v1_to_v2(connection: Connection) -> None:
+    """Embeddings are recorded per store; runs know their process (and hold a lease while running)."""
+    for column in ("pid", "host", "heartbeat"):
+        _add_column(connection, "build_runs", column)
+    # Their process cannot be told any more; a live build of the old release would have to restart.
+    connection.execute(
+        text("UPDATE build_runs SET status = :interrupted, finished = :now WHERE status = :running"),
+        {"interrupted": RUN_INTERRUPTED, "running": RUN_RUNNING, "now": utcnow()},
+    )
+    for index in BuildRunRow.__table__.indexes:
+        if index.name == RUNNING_RUN_INDEX:
+            index.create(connection)
+    connection.execute(text("DROP INDEX IF EXISTS ix_embeddings_model"))
+    connection.execute(text("ALTER TABLE embeddings RENAME TO embeddings_v1"))
+    EmbeddingRow.__table__.create(connection)
+    # An old mark meant "in the store of the model's last finished run"; the build checks the store anyway.
+    connection.execute(text(
+        "INSERT INTO embeddings (image_id, model, store, sha256, embedded) "
+        "SELECT e.image_id, e.model, COALESCE((SELECT r.store FROM build_runs r WHERE r.model = e.model "
+        "AND r.status = 'done' ORDER BY r.id DESC LIMIT 1), ''), e.sha256, e.embedded FROM embeddings_v1 e"
+    ))
+    connection.execute(text("DROP TABLE embeddings_v1"))
+
+
+# STEPS[v] upgrades a catalog of version v to v + 1.
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+
+
+def _version(connection: Connection) -> int | None:
+    """The catalog's version; None for an empty database."""
+    tables = set(inspect(connection).get_table_names())
+    if MetaRow.__tablename__ in tables:
+        value = connection.execute(
+            text(f"SELECT value FROM {MetaRow.__tablename__} WHERE key = :key"), {"key": VERSION_KEY}
+        ).scalar()
+        if value is not None:
+            return int(value)
+    return _FIRST_VERSION if "images" in tables else None
+
+
+def _set_version(connection: Connection, version: int) -> None:
+    table = MetaRow.__table__
+    connection.execute(table.delete().where(table.c.key == VERSION_KEY))
+    connection.execute(table.insert().values(key=VERSION_KEY, value=str(version)))
+
+
+def upgrade(engine: Engine) -> int:
+    """Create a new catalog, or bring an older one to `SCHEMA_VERSION`; returns the version found.
+
+    Raises:
+        CatalogVersionError: the catalog is newer than this code.
+    """
+    with engine.begin() as connection:
+        found = _version(connection)
+    if found is not None and found > SCHEMA_VERSION:
+        raise CatalogVersionError(
+            f"the catalog {engine.url.render_as_string(hide_password=True)} has schema version {found}, "
+            f"newer than this release's {SCHEMA_VERSION}; upgrade tree-of-life-search to open it"
+        )
+    version = found or SCHEMA_VERSION
+    while version < SCHEMA_VERSION:
+        with engine.begin() as connection:
+            STEPS[version](connection)
+            MetaRow.__table__.create(connection, checkfirst=True)
+            _set_version(connection, version + 1)
+        logger.info("catalog upgraded from schema version %d to %d", version, version + 1)
+        version += 1
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection)
+        if found is None:
+            _set_version(connection, SCHEMA_VERSION)
+    return found or SCHEMA_VERSION
