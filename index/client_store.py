@@ -220,6 +220,24 @@ class ClientStore(VectorStore):
         if operations:
             self._call(self._client.batch_update_points, collection, operations, wait=True)
 
+    def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        if not self.vector_names(collection):
+            return
+        present = {str(p.id) for p in self._call(self._client.retrieve, collection, ids, with_payload=False,
+                                                  with_vectors=False)}
+        operations = [models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
+                      for i, p in zip(ids, payloads, strict=True) if i in present]
+        if operations:
+            self._call(self._client.batch_update_points, collection, operations, wait=True)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        ids = [check_point_id(i) for i in ids]
+        if not ids or not self.vector_names(collection):
+            return
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            selector = models.PointIdsList(points=ids[start:start + UPSERT_CHUNK])
+            self._call(self._client.delete, collection, points_selector=selector, wait=True)
+
     # --- reads --------------------------------------------------------------------------------
 
     def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:

@@ -5,13 +5,14 @@ The one place where `ImageRecord` and `Taxon` become payload dicts; both stores 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from index.records import ImageRecord
-from index.schema import COMMON_NAME, LINEAGE, RANK, SOURCE, SPECIES, SPLIT, TAXON
+from index.schema import CATALOG_SOURCE, COMMON_NAME, LINEAGE, RANK, SOURCE, SOURCES, SPECIES, SPLIT, TAXON
 from taxonomy import Lineage, Rank, point_id
 from taxonomy.taxon import Taxon
 
@@ -59,8 +60,8 @@ def image_payload(record: ImageRecord) -> dict[str, Any]:
     return payload
 
 
-def taxon_payload(taxon: Taxon, text: str) -> dict[str, Any]:
-    """The `taxa` payload of SPEC §5; `text` is what was embedded for the taxon."""
+def taxon_payload(taxon: Taxon, text: str, sources: Sequence[str] = (CATALOG_SOURCE,)) -> dict[str, Any]:
+    """The `taxa` payload of SPEC §5; `text` is what was embedded, `sources` the sets that brought it."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"taxon {taxon.key!r} has no embedded text; expected the caption that was embedded")
     lineage = taxon.lineage.truncate(taxon.rank)
@@ -81,6 +82,7 @@ def taxon_payload(taxon: Taxon, text: str) -> dict[str, Any]:
     payload["depth"] = taxon.depth
     payload["n_images"] = int(taxon.n_images)
     payload["text"] = text
+    payload[SOURCES] = sorted(set(sources))
     return payload
 
 

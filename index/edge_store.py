@@ -212,6 +212,23 @@ class EdgeStore(VectorStore):
             if i in stored and stored[i] != p:
                 shard.update(qe.UpdateOperation.overwrite_payload([i], p))
 
+    def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        shard = self._shard(collection)
+        if shard is None:
+            return
+        present = {str(p.id) for p in shard.retrieve(ids, with_payload=False, with_vector=False)}
+        for i, p in zip(ids, payloads, strict=True):
+            if i in present:
+                shard.update(qe.UpdateOperation.overwrite_payload([i], p))
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        shard = self._shard(collection)
+        ids = [check_point_id(i) for i in ids]
+        if shard is None or not ids:
+            return
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            shard.update(qe.UpdateOperation.delete_points(ids[start:start + UPSERT_CHUNK]))
+
     # --- reads --------------------------------------------------------------------------------
 
     def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:

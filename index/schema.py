@@ -29,6 +29,8 @@ RANK = "rank"
 COMMON_NAME = "common_name"
 SPLIT = "split"
 SOURCE = "source"
+SOURCES = "sources"  # taxa: the sets that brought a taxon
+CATALOG_SOURCE = "catalog"  # in `sources`: the collection's own catalog holds the taxon
 SPECIES = "species"  # the binomial, `Pica hudsonia`, in both collections
 
 IMAGE_FIELDS: tuple[str, ...] = (
@@ -36,13 +38,13 @@ IMAGE_FIELDS: tuple[str, ...] = (
     "path", "sha256", SOURCE, SPLIT, "license", "width", "height",
 )
 TAXON_FIELDS: tuple[str, ...] = (
-    RANK, "name", TAXON, "parent", LINEAGE, *RANK_LABELS, COMMON_NAME, "depth", "n_images", "text",
+    RANK, "name", TAXON, "parent", LINEAGE, *RANK_LABELS, COMMON_NAME, "depth", "n_images", "text", SOURCES,
 )
 PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {IMAGES: IMAGE_FIELDS, TAXA: TAXON_FIELDS}
 
 # Keyword payload indexes, created on both collections before any point is written. They are
 # also the only fields `facet_counts` and `group_by` accept: the engine facets only indexed fields.
-KEYWORD_INDEX_FIELDS: tuple[str, ...] = (*RANK_LABELS, TAXON, LINEAGE, RANK, SPLIT, SOURCE)
+KEYWORD_INDEX_FIELDS: tuple[str, ...] = (*RANK_LABELS, TAXON, LINEAGE, RANK, SPLIT, SOURCE, SOURCES)
 
 DISTANCE = "Cosine"
 

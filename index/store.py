@@ -27,7 +27,7 @@ from index.filters import SearchFilter
 from index.records import ImageRecord
 from index.config import resolve_setting
 from index.schema import (
-    API_KEY_ENV, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, STORE_ENV, TAXA,
+    API_KEY_ENV, CATALOG_SOURCE, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, STORE_ENV, TAXA,
     URL_SCHEMES,
     check_collection, check_dim, check_keyword_field, check_vector_name,
 )
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DimensionMismatchError", "EdgeSettings", "Hit", "MissingVectorError", "SearchFilter", "StoreError",
-    "StoreLockedError", "StoreUnavailableError", "VectorStore", "open_store", "resolve_api_key",
+    "StoreLockedError", "StoreUnavailableError", "VectorStore", "canonical_location", "open_store", "resolve_api_key",
     "resolve_store_location",
 ]
 
@@ -138,20 +138,56 @@ class VectorStore:
         check_unique(ids, "images")
         self._upsert(IMAGES, vector, ids, [image_payload(r) for r in records], matrix)
 
-    def upsert_taxa(self, vector: str, taxa: Sequence[Taxon], texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Write taxon points (id = point_id(taxon.key)); `texts[i]` is what was embedded for `taxa[i]`."""
+    def upsert_taxa(
+        self, vector: str, taxa: Sequence[Taxon], texts: Sequence[str], vectors: np.ndarray,
+        sources: Sequence[Sequence[str]] | None = None,
+    ) -> None:
+        """Write taxon points (id = point_id(taxon.key)); `texts[i]` is what was embedded for `taxa[i]`.
+
+        `sources[i]` are the sets that brought `taxa[i]` (SPEC §5 `sources`); None: the catalog alone.
+        """
         taxa, texts = list(taxa), list(texts)
         if len(texts) != len(taxa):
             raise ValueError(f"upsert_taxa: {len(taxa)} taxa but {len(texts)} texts; expected one text per taxon")
+        sources = list(sources) if sources is not None else [(CATALOG_SOURCE,)] * len(taxa)
+        if len(sources) != len(taxa):
+            raise ValueError(f"upsert_taxa: {len(taxa)} taxa but {len(sources)} source lists; expected one per taxon")
         matrix = as_matrix(vectors, len(taxa), f"vectors for {len(taxa)} taxa")
         ids = [taxon_point_id(t) for t in taxa]
         check_unique(ids, "taxa")
-        self._upsert(TAXA, vector, ids, [taxon_payload(t, x) for t, x in zip(taxa, texts)], matrix)
+        payloads = [taxon_payload(t, x, s) for t, x, s in zip(taxa, texts, sources)]
+        self._upsert(TAXA, vector, ids, payloads, matrix)
 
     def _upsert(
         self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
     ) -> None:
         """Insert new points; on existing ones set this vector and replace a changed payload."""
+        raise NotImplementedError()
+
+    def set_image_payloads(self, records: Sequence[ImageRecord]) -> None:
+        """Rewrite the payloads of existing image points from their records (relabelled images); vectors stay."""
+        records = list(records)
+        ids = [r.id for r in records]
+        check_unique(ids, "images")
+        for start in range(0, len(records), UPSERT_CHUNK):
+            chunk = records[start:start + UPSERT_CHUNK]
+            self.overwrite_payloads(IMAGES, [r.id for r in chunk], [image_payload(r) for r in chunk])
+
+    def set_taxon_payloads(self, taxa: Sequence[Taxon], texts: Sequence[str], sources: Sequence[Sequence[str]]) -> None:
+        """Rewrite the payloads of existing taxon points (image counts, sources); vectors stay."""
+        taxa = list(taxa)
+        payloads = [taxon_payload(t, x, s) for t, x, s in zip(taxa, texts, sources, strict=True)]
+        ids = [taxon_point_id(t) for t in taxa]
+        check_unique(ids, "taxa")
+        for start in range(0, len(ids), UPSERT_CHUNK):
+            self.overwrite_payloads(TAXA, ids[start:start + UPSERT_CHUNK], payloads[start:start + UPSERT_CHUNK])
+
+    def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        """Replace the payload of each existing point `ids[i]` by `payloads[i]`; missing points are skipped."""
+        raise NotImplementedError()
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        """Remove these points with all their vectors; ids that are not there are ignored."""
         raise NotImplementedError()
 
     # --- reads --------------------------------------------------------------------------------
@@ -311,6 +347,13 @@ def _paged(fetch: Callable[[Any, int], tuple[list[Hit], Any]], limit: int | None
 def resolve_store_location(flag: str | None = None) -> str:
     """`--store`, else `$TOL_STORE`, else `./var/qdrant` (SPEC §7); blank values count as unset."""
     return resolve_setting(flag, STORE_ENV, DEFAULT_STORE)
+
+
+def canonical_location(location: str) -> str:
+    """What an open store's `location` is for `location`: a folder as its absolute real path, else unchanged."""
+    if _SCHEME.match(location) or location.startswith(":"):
+        return location
+    return str(Path(location).expanduser().resolve())
 
 
 def resolve_api_key(flag: str | None = None) -> str | None:

@@ -369,6 +369,7 @@ def test_payloads_follow_the_spec(shared):
         "lineage": ["Animalia", "Animalia/Chordata", AVES, "Animalia/Chordata/Aves/Passeriformes", CORVIDAE],
         "kingdom": "Animalia", "phylum": "Chordata", "class": "Aves", "order": "Passeriformes", "family": "Corvidae",
         "depth": 4, "n_images": 2 * PER_SPECIES + 2, "text": "a photo of Animalia Chordata Aves Passeriformes Corvidae.",
+        "sources": ["catalog"],
     }
     assert set(family) <= set(TAXON_FIELDS) and set(magpie) <= set(IMAGE_FIELDS)
 
