@@ -17,6 +17,8 @@ PRETRAINED_SEPARATOR = ":"  # `ViT-B-16:openai` = open_clip built-in name + pret
 OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
 OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+TRAINED_MODEL_FOLDER = "model"  # training's `<run>/model`: its vector name takes the run's name
+WEIGHTS_HASH_CHARS = 8  # hex digits of the weights' sha256 in a model folder's vector name
 
 # Defaults of the build.
 DEFAULT_BATCH_SIZE = 64

@@ -11,6 +11,7 @@ torch and open_clip are imported inside functions so that `import embed` stays c
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -27,6 +28,8 @@ from embed.constants import (
     OPEN_CLIP_WEIGHTS_FILE,
     PRETRAINED_SEPARATOR,
     RANDOM_INIT_SEED,
+    TRAINED_MODEL_FOLDER,
+    WEIGHTS_HASH_CHARS,
 )
 
 if TYPE_CHECKING:
@@ -95,24 +98,83 @@ def _local_folder(spec: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def model_vector_name(spec: str) -> str:
-    """The Qdrant vector name of a model spec: `bioclip`, `bioclip-2`, `tol-tiny`, a folder's name, `vit-b-16`.
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which weights a spec names, and the vector name they get in Qdrant (SPEC §5).
 
-    Cheap: needs neither torch nor open_clip, so the UI and `status` can call it freely.
+    A vector name follows the weights: a model folder's name carries a short hash of its weights
+    file, so `runs/a/model` and `runs/b/model` never share a vector. `fingerprint` says exactly
+    which weights; the catalog refuses a second fingerprint under a name it knows.
+    """
+
+    vector_name: str
+    fingerprint: str
+
+
+def _weights_file(folder: Path) -> Path | None:
+    preferred = folder / OPEN_CLIP_WEIGHTS_FILE
+    if preferred.is_file():
+        return preferred
+    found = sorted(p for pattern in _WEIGHTS_PATTERNS for p in folder.glob(pattern) if p.is_file())
+    return found[0] if found else None
+
+
+@cache
+def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a weights file, computed once per content version (`size`, `mtime_ns`) and process."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(path: Path) -> str:
+    stat = path.stat()
+    return _file_sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+def _safe_name(name: str) -> str:
+    return _VECTOR_NAME_UNSAFE.sub("-", name.lower()).strip("-")
+
+
+def model_identity(spec: str) -> ModelIdentity:
+    """The vector name and weights fingerprint of a spec, e.g. `bioclip`, `demo-3f2a9c1b`, `tol-tiny`.
+
+    Cheap: needs neither torch nor open_clip (a weights file is hashed once per process), so the
+    UI and `status` can call it freely.
     """
     spec = spec.strip()
     if not spec:
         raise ValueError(f"empty model spec; expected {_accepted_forms()}")
     if spec.startswith(HF_HUB_PREFIX):
-        return spec[len(HF_HUB_PREFIX):].rstrip("/").split("/")[-1].lower()
+        repo = spec[len(HF_HUB_PREFIX):].rstrip("/")
+        return ModelIdentity(repo.split("/")[-1].lower(), HF_HUB_PREFIX + repo)
     folder = _local_folder(spec)
     if folder is not None:
-        return folder.resolve().name
+        folder = folder.resolve()
+        weights = _weights_file(folder)
+        if weights is None:
+            _check_folder(folder)  # raises, naming what is missing
+        digest = weights_sha256(weights)
+        # What training writes is `<run>/model`: the run's name says more than "model".
+        base = folder.parent.name if folder.name == TRAINED_MODEL_FOLDER and folder.parent.name else folder.name
+        return ModelIdentity(f"{_safe_name(base)}-{digest[:WEIGHTS_HASH_CHARS]}", f"sha256:{digest}")
     name, _, pretrained = spec.partition(PRETRAINED_SEPARATOR)
-    if pretrained:
-        tag = Path(pretrained).stem if ("/" in pretrained or "." in pretrained) else pretrained
-        name = f"{name}-{tag}"
-    return _VECTOR_NAME_UNSAFE.sub("-", name.lower()).strip("-")
+    if not pretrained:
+        return ModelIdentity(_safe_name(name), f"random:{name}:seed{RANDOM_INIT_SEED}")
+    weights = Path(pretrained).expanduser()
+    if weights.is_file():
+        digest = weights_sha256(weights)
+        return ModelIdentity(f"{_safe_name(name)}-{_safe_name(weights.stem)}-{digest[:WEIGHTS_HASH_CHARS]}",
+                             f"sha256:{digest}")
+    tag = Path(pretrained).stem if ("/" in pretrained or "." in pretrained) else pretrained
+    return ModelIdentity(_safe_name(f"{name}-{tag}"), f"open_clip:{name}:{pretrained}")
+
+
+def model_vector_name(spec: str) -> str:
+    """The Qdrant vector name of a model spec (see `model_identity`)."""
+    return model_identity(spec).vector_name
 
 
 @cache

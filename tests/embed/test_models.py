@@ -1,6 +1,7 @@
 """Model specs: presets, folders in open_clip's hub layout, built-ins, errors, vector names."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -9,7 +10,7 @@ import torch
 
 from embed.configs import list_configs, load_config
 from embed.constants import OPEN_CLIP_CONFIG_FILE, OPEN_CLIP_WEIGHTS_FILE
-from embed.models import load_model, model_vector_name, resolve_spec, save_model_folder
+from embed.models import load_model, model_identity, model_vector_name, resolve_spec, save_model_folder
 
 
 def test_tol_tiny_is_a_registered_preset():
@@ -36,9 +37,10 @@ def test_folder_round_trip(tiny, tmp_path):
     assert written["model_cfg"] == tiny.model_cfg
     assert written["preprocess_cfg"]["size"] == [64, 64]
     assert (folder / OPEN_CLIP_WEIGHTS_FILE).is_file()
+    digest = hashlib.sha256((folder / OPEN_CLIP_WEIGHTS_FILE).read_bytes()).hexdigest()
     for spec in (str(folder), f"local-dir:{folder}"):
         again = load_model(spec)
-        assert again.vector_name == "demo" and again.dim == tiny.dim
+        assert again.vector_name == f"demo-{digest[:8]}" and again.dim == tiny.dim
         for key, value in tiny.model.state_dict().items():
             assert torch.equal(value, again.model.state_dict()[key]), key
         pixels = torch.rand(2, 3, 64, 64)
@@ -98,8 +100,32 @@ def test_vector_names(spec, name):
     assert model_vector_name(spec) == name
 
 
-def test_vector_name_of_folder(tmp_path):
-    folder = tmp_path / "var" / "models" / "demo"
+def _fake_model_folder(folder, weights: bytes):
     folder.mkdir(parents=True)
-    assert model_vector_name(str(folder)) == "demo"
-    assert model_vector_name(f"local-dir:{folder}/") == "demo"
+    (folder / OPEN_CLIP_CONFIG_FILE).write_text("{}")
+    (folder / OPEN_CLIP_WEIGHTS_FILE).write_bytes(weights)
+    return folder
+
+
+def test_vector_name_of_folder_follows_its_weights(tmp_path):
+    folder = _fake_model_folder(tmp_path / "var" / "models" / "demo", b"weights A")
+    digest = hashlib.sha256(b"weights A").hexdigest()
+    assert model_vector_name(str(folder)) == f"demo-{digest[:8]}"
+    assert model_vector_name(f"local-dir:{folder}/") == f"demo-{digest[:8]}"
+    assert model_identity(str(folder)).fingerprint == f"sha256:{digest}"
+
+
+def test_two_trained_runs_never_share_a_vector_name(tmp_path):
+    """What training writes is `<run>/model`: `runs/a/model` and `runs/b/model` were both `model`."""
+    a = _fake_model_folder(tmp_path / "runs" / "a" / "model", b"weights A")
+    b = _fake_model_folder(tmp_path / "runs" / "b" / "model", b"weights B")
+    same_name_other_weights = _fake_model_folder(tmp_path / "elsewhere" / "a" / "model", b"weights B")
+    names = {model_vector_name(str(f)) for f in (a, b, same_name_other_weights)}
+    assert len(names) == 3 and all(n.startswith(("a-", "b-")) for n in names)
+    assert model_identity(str(b)).fingerprint == model_identity(str(same_name_other_weights)).fingerprint
+
+
+def test_hub_models_with_one_repository_name_differ_in_fingerprint():
+    ours, theirs = model_identity("hf-hub:imageomics/bioclip"), model_identity("hf-hub:someone/bioclip")
+    assert ours.vector_name == theirs.vector_name == "bioclip"
+    assert ours.fingerprint != theirs.fingerprint  # the catalog refuses the second under `bioclip`
