@@ -29,7 +29,7 @@ from embed.constants import (
 from embed.models import LoadedModel, load_model, resolve_spec
 from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
 from index.records import ImageRecord, IngestSummary, Problem
-from taxonomy import DEFAULT_TEST_TEXT_TYPE, point_id, validate_text_type
+from taxonomy import DEFAULT_TEST_TEXT_TYPE, validate_text_type
 from taxonomy.taxon import Taxon
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ class BuildSummary:
     taxa_total: int
     seconds: float  # the image stage: from starting the decoding workers to the last batch marked
     ingested: IngestSummary | None = None  # when a collection was ingested first
+    images_removed: int = 0  # points of images that left the catalog
+    images_relabelled: int = 0  # payloads rewritten from the catalog, vectors kept
+    taxa_relabelled: int = 0
+    taxa_removed: int = 0  # taxa that left the catalog (released ones keep their point)
 
     @property
     def rate(self) -> float:
@@ -175,6 +179,7 @@ def embed_images(
     if not records:
         return counts
     vector = encoder.vector_name
+    location = store.location
     cuda = encoder.device.type == "cuda"
     workers = options.workers if options.workers is not None else default_workers(options.device)
     loader = image_loader(
@@ -192,7 +197,7 @@ def embed_images(
         if good:
             vectors = encoder.encode_images(batch.pixels)
             store.upsert_images(vector, good, vectors)
-            catalog.mark_embedded(vector, good)
+            catalog.mark_embedded(vector, location, good)
         for problem in failures:
             logger.warning("skipped image %s", problem)
         counts.done += len(good)
@@ -208,13 +213,15 @@ def embed_images(
 
 
 def embed_taxa(
-    taxa: Sequence[Taxon], encoder: Encoder, store: VectorStore, text_type: str, progress: Progress | None = None
+    taxa: Sequence[Taxon], encoder: Encoder, store: VectorStore, text_type: str, progress: Progress | None = None,
+    sources: Callable[[Sequence[Taxon]], Sequence[Sequence[str]]] | None = None,
 ) -> int:
-    """Template-averaged text vectors of `taxa`, written chunk by chunk."""
+    """Template-averaged text vectors of `taxa`, written chunk by chunk; `sources(chunk)` their `sources`."""
     done = 0
     for chunk in _chunks(list(taxa), TAXA_PER_CHUNK):
         vectors = encoder.encode_taxa(chunk, text_type)
-        store.upsert_taxa(encoder.vector_name, chunk, [t.text(text_type) for t in chunk], vectors)
+        texts = [t.text(text_type) for t in chunk]
+        store.upsert_taxa(encoder.vector_name, chunk, texts, vectors, sources(chunk) if sources else None)
         done += len(chunk)
         _report(progress, "taxa", done, len(taxa), "taxa")
     return done
@@ -296,34 +303,38 @@ def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageR
 def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catalog: Catalog,
            ingested: IngestSummary | None, progress: Progress | None) -> BuildSummary:
     from embed.encoder import Encoder
-    from index.schema import TAXA
+    from embed.models import model_identity
+    from embed.sync import apply_taxa_removals, plan_taxa, sync_images
 
     encoder = Encoder(loaded, text_batch_size=options.text_batch_size)
     vector = loaded.vector_name
+    catalog.register_model(vector, loaded.spec, model_identity(loaded.spec).fingerprint)  # before any write
     store.ensure_vector(vector, loaded.dim)  # DimensionMismatchError here: nothing written yet
     location = store.location
-    run_id = catalog.start_run(vector, options.model, location)
+    run_id = catalog.start_run(vector, options.model, location)  # BuildInProgressError: nothing written
     try:
-        candidates = catalog.images_to_embed(vector)
+        _report(progress, "sync", 0, 1, "store")
+        synced = sync_images(store, catalog, vector)
+        _report(progress, "sync", 1, 1, "store")
+        candidates = catalog.images_to_embed(vector, location)
         # A stale vector of this model may sit on a point whose payload another model has updated.
-        stale = catalog.stale_embeddings(vector)
+        stale = catalog.stale_embeddings(vector, location)
         written = already_written(store, vector, [r for r in candidates if r.id not in stale])
         if written:
             # Written by a run that was killed before it could mark them: mark, don't encode.
-            catalog.mark_embedded(vector, written)
+            catalog.mark_embedded(vector, location, written)
             catalog.update_run(run_id, skipped=len(written))
             logger.info("%d images already in the store: marked, not encoded again", len(written))
         done_ids = {r.id for r in written}
         todo = [r for r in candidates if r.id not in done_ids]
         counts = embed_images(todo, encoder, store, catalog, run_id, options, progress)
         taxa = catalog.taxa()
-        refresh = ingested is not None and bool(ingested.added or ingested.updated or ingested.gone)
-        if refresh:  # image counts and common names may have changed: rewrite every taxon
-            taxa_todo = taxa
-        else:
-            have = store.ids_with_vector(TAXA, vector, [point_id(t.key) for t in taxa]) if taxa else set()
-            taxa_todo = [t for t in taxa if point_id(t.key) not in have]
-        taxa_done = embed_taxa(taxa_todo, encoder, store, options.text_type, progress)
+        plan = plan_taxa(store, taxa, vector, options.text_type)
+        apply_taxa_removals(store, plan)
+        if plan.relabel:
+            texts = [t.text(options.text_type) for t in plan.relabel]
+            store.set_taxon_payloads(plan.relabel, texts, plan.sources_of(plan.relabel))
+        taxa_done = embed_taxa(plan.encode, encoder, store, options.text_type, progress, plan.sources_of)
         _report(progress, "optimize", 0, 1, "store")
         store.optimize()
         _report(progress, "optimize", 1, 1, "store")
@@ -339,4 +350,6 @@ def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catal
         images_total=len(candidates), images_embedded=counts.done, images_skipped=len(written),
         images_failed=counts.failed, failures=tuple(counts.failures), taxa_embedded=taxa_done,
         taxa_total=len(taxa), seconds=counts.seconds, ingested=ingested,
+        images_removed=synced.removed, images_relabelled=synced.relabelled,
+        taxa_relabelled=len(plan.relabel), taxa_removed=len(plan.remove),
     )

@@ -66,6 +66,10 @@ def format_summary(summary: BuildSummary) -> str:
         f"{summary.images_failed} failed ({summary.rate:.1f} images/s over {summary.seconds:.1f} s)",
         f"taxa:   {summary.taxa_embedded} embedded ({summary.taxa_total} in the catalog)",
     ]
+    if summary.images_removed or summary.images_relabelled or summary.taxa_removed or summary.taxa_relabelled:
+        lines.append(f"synced: {summary.images_removed} images and {summary.taxa_removed} taxa that left the "
+                     f"catalog removed; {summary.images_relabelled} images and {summary.taxa_relabelled} taxa "
+                     "relabelled")
     if summary.ingested is not None:
         ing = summary.ingested
         lines.insert(0, f"ingest: {ing.added} added, {ing.updated} updated, {ing.unchanged} unchanged, "
@@ -80,6 +84,7 @@ def format_summary(summary: BuildSummary) -> str:
 
 def build_command(args: argparse.Namespace) -> int:
     from embed.models import ModelUnavailableError
+    from index.catalog import CatalogError
     from index.store import StoreError
 
     options = BuildOptions(
@@ -90,7 +95,7 @@ def build_command(args: argparse.Namespace) -> int:
     progress = TqdmProgress()
     try:
         summary = run_build(options, progress=progress)
-    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError) as e:
+    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError, CatalogError) as e:
         progress.close()
         logger.error("build failed: %s", e)
         return EXIT_FAILED
@@ -108,9 +113,9 @@ def status_command(args: argparse.Namespace) -> int:
     from embed.status import collect_status, format_status
     from index.catalog import Catalog
     from index.schema import MEMORY_LOCATION
-    from index.store import StoreError, open_store, resolve_store_location
+    from index.store import StoreError, canonical_location, open_store, resolve_store_location
 
-    location = resolve_store_location(args.store)
+    location = canonical_location(resolve_store_location(args.store))
     store, store_error = None, ""
     is_folder = "://" not in location and location != MEMORY_LOCATION
     if is_folder and not Path(location).expanduser().exists():
@@ -123,7 +128,7 @@ def status_command(args: argparse.Namespace) -> int:
     model = model_vector_name(args.model) if args.model else None
     try:
         with Catalog(args.db) as catalog:
-            report = collect_status(catalog, store, model=model, store_error=store_error)
+            report = collect_status(catalog, store, model=model, store_error=store_error, location=location)
     finally:
         if store is not None:
             store.close()

@@ -52,16 +52,21 @@ def _store_counts(store, vector: str) -> tuple[int, dict[str, int]]:
     return images, taxa
 
 
-def collect_status(catalog, store=None, model: str | None = None, store_error: str = "") -> StatusReport:
+def collect_status(catalog, store=None, model: str | None = None, store_error: str = "",
+                   location: str = "") -> StatusReport:
     """Status of every model the catalog or the store knows (or only `model`, a vector name).
 
-    `store` may be None (not opened, or unreachable: say why in `store_error`).
+    `store` may be None (not opened, or unreachable: say why in `store_error`); `location` is then
+    the store it stands for. "Embedded" counts the catalog's marks for that store only. Runs whose
+    process is gone are marked interrupted first.
     """
     from index.schema import IMAGES
 
+    location = store.location if store is not None else location
+    catalog.interrupt_dead_runs()
     stats = catalog.stats()
     runs = catalog.runs()
-    names = set(stats.embedded) | {run.model for run in runs}
+    names = {run.model for run in runs}
     if store is not None:
         names |= set(store.vector_names(IMAGES))
     if model is not None:
@@ -74,14 +79,14 @@ def collect_status(catalog, store=None, model: str | None = None, store_error: s
             model=name,
             spec=last.spec if last else "",
             images=stats.images,
-            embedded=catalog.embedded_count(name),
+            embedded=catalog.embedded_count(name, location),
             failed=last.failed if last else 0,
             store_images=store_images,
             store_taxa=store_taxa,
             last_run=last,
         ))
     return StatusReport(
-        db=repr(catalog), store=store.location if store is not None else "", store_error=store_error,
+        db=repr(catalog), store=location, store_error=store_error,
         images=stats.images, taxa_per_rank={label: stats.taxa_per_rank.get(label, 0) for label in RANK_LABELS},
         models=tuple(models),
     )

@@ -90,6 +90,7 @@ def expected_taxa(rows: list[dict[str, str]]) -> dict[str, dict]:
                 **_rank_fields(names, depth),
                 "depth": depth,
                 "text": text,
+                "sources": ["catalog"],
             }
             if len(ancestors) > 1:
                 payload["parent"] = ancestors[-2]
@@ -234,7 +235,7 @@ def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, tiny):
     db = str(tmp_path / "catalog.db")
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
-        records = catalog.images_to_embed(VECTOR)[:3]
+        records = catalog.images_to_embed(VECTOR, store.location)[:3]
     store.ensure_vector(VECTOR, tiny.dim)
     marker = np.zeros((3, tiny.dim), dtype=np.float32)
     marker[:, 0] = 1.0  # no image encodes to this

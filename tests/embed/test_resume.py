@@ -69,7 +69,7 @@ def test_kill_9_then_rerun_finishes_without_duplicates(tmp_path, tiny):
 
     in_store = len(_edge_ids(store / "images"))
     with Catalog(db) as catalog:
-        marked = catalog.embedded_count(VECTOR)
+        marked = catalog.embedded_count(VECTOR, str(store.resolve()))
         (killed,) = catalog.runs(VECTOR)
     assert killed.status == "running" and killed.finished is None  # it never got to say goodbye
     assert KILL_AFTER <= killed.done <= marked <= in_store < N_IMAGES, (killed.done, marked, in_store)
@@ -85,9 +85,10 @@ def test_kill_9_then_rerun_finishes_without_duplicates(tmp_path, tiny):
     ids = _edge_ids(store / "images")
     assert len(ids) == len(set(ids)) == N_IMAGES
     with Catalog(db) as catalog:
-        assert catalog.embedded_count(VECTOR) == N_IMAGES
+        assert catalog.embedded_count(VECTOR, str(store.resolve())) == N_IMAGES
         assert {r.id for r in catalog.images()} == set(ids)
         rerun, first = catalog.runs(VECTOR)
         assert (rerun.status, rerun.done, rerun.skipped) == ("done", N_IMAGES - in_store, in_store - marked)
+        assert first.status == "interrupted" and first.finished is not None  # the rerun saw its process gone
     # Every image was encoded once: by the killed run (its store writes) or by the rerun.
     assert in_store + rerun.done == N_IMAGES
