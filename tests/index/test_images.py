@@ -114,6 +114,12 @@ def test_paths_escaping_the_root_are_refused(tmp_path):
     assert resolve_inside(root, "sub/../inside.png") == (root / "inside.png").resolve()
 
 
+def test_a_nul_byte_in_a_path_is_refused_not_raised(tmp_path):
+    with pytest.raises(ImageError) as refused:
+        open_image(tmp_path, "a\0b.jpg")
+    assert str(refused.value) == "a\\0b.jpg: NUL byte in the path"
+
+
 def test_a_symlinked_folder_leading_outside_is_refused(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
