@@ -72,12 +72,13 @@ def _collection(cache: Path, images: int, size: int):
 def naive_rate(records, loaded, encoder) -> float:
     """One decode at a time, batches of 10, as pybioclip's `predict` loop does."""
     import torch
-    from PIL import Image
+
+    from index.images import open_image
 
     start = time.perf_counter()
     for i in range(0, len(records), NAIVE_BATCH):
         chunk = records[i:i + NAIVE_BATCH]
-        pixels = torch.stack([loaded.preprocess(Image.open(r.file).convert("RGB")) for r in chunk])
+        pixels = torch.stack([loaded.preprocess(open_image(r.root, r.path)) for r in chunk])
         encoder.encode_images(pixels)
     if encoder.device.type == "cuda":
         torch.cuda.synchronize()

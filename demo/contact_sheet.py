@@ -17,6 +17,7 @@ from demo.constants import (
     SHEET_FONT_BOLD, SHEET_FONT_ITALIC, SHEET_INK, SHEET_LABEL_WIDTH, SHEET_MARGIN, SHEET_MUTED, SHEET_PER_ROW,
     SHEET_RULE, SHEET_THUMB, SPLIT_TRAIN,
 )
+from index.images import open_image
 from taxonomy import Lineage, Rank
 from taxonomy.columns import PATH_COLUMN, HeaderMap
 
@@ -127,8 +128,8 @@ def make_contact_sheet(
                   font=regular, fill=SHEET_MUTED)
         x += SHEET_LABEL_WIDTH
         for sample in row[:per_row]:
-            with Image.open(images / sample.path) as picture:
-                sheet.paste(picture.convert("RGB").resize((thumb, thumb), Image.Resampling.LANCZOS), (x, y))
+            picture = open_image(images, sample.path)
+            sheet.paste(picture.resize((thumb, thumb), Image.Resampling.LANCZOS), (x, y))
             common, binomial = sample.lineage.common_name, sample.lineage.binomial
             draw.text((x, y + thumb + 2), _fit(draw, common, small, thumb), font=small, fill=SHEET_INK)
             draw.text((x, y + thumb + 13), _fit(draw, binomial, italic, thumb), font=italic, fill=SHEET_MUTED)

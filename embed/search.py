@@ -3,7 +3,7 @@
     service = SearchService(open_store(), Catalog(), model="tol-tiny")
     service.text_to_images("a photo of Pica hudsonia.", k=12, filter=SearchFilter(within=("Animalia",)))
     service.image_to_images(image_id)                # an image of the collection: its stored vector
-    service.image_to_images(PIL.Image.open(...))     # an uploaded picture: encoded here
+    service.image_to_images(open_image(root, path))  # a picture (index.images): encoded here
     service.identify(image, method="sum")            # nearest taxa at every rank, consistent down the tree
     service.text_to_taxa("magpie", rank=Rank.SPECIES)
 

@@ -13,6 +13,8 @@ _EXPORTS: dict[str, str] = {
     "resolve_db_url": "index.config",
     "open_image": "index.images",
     "inspect_image": "index.images",
+    "decode_image": "index.images",
+    "image_header": "index.images",
     "ImageError": "index.images",
     "ImageInfo": "index.images",
     "Collection": "index.readers",

@@ -6,8 +6,9 @@ Semantics:
 - the same file with the same labels is `unchanged`; a file whose size and mtime match the catalog
   is not hashed again (as rsync and make do), which keeps a re-ingest of millions of images cheap;
 - an image of this root that is no longer in the collection is marked `gone`, never deleted;
-- a bad input (missing, empty, truncated, not an image, outside the root, a bomb) is `skipped` and
-  reported with its file and row while the rest is ingested.
+- a bad input (missing, empty, truncated, not an image, a format not accepted, too elongated,
+  outside the root, a bomb; a row with a NUL byte, an oversized field or a `/` in a rank name) is
+  `skipped` and reported with its file and row while the rest is ingested.
 Each batch is one transaction, so a crash loses at most the batch in flight; the taxa table is
 rebuilt from the present images at the end.
 """

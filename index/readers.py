@@ -10,13 +10,14 @@ import logging
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.constants import CLASS_FOLDER_SEPARATORS, IMAGE_SUFFIXES, SPLIT_FOLDERS
 from index.records import CatalogEntry, Problem
 from taxonomy.columns import OPTIONAL_COLUMNS, PATH_COLUMN, HeaderMap
-from taxonomy.constants import RANK_LABELS, Rank
+from taxonomy.constants import KEY_SEPARATOR, RANK_LABELS, Rank
 from taxonomy.lineage import Lineage
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ _FIRST_CSV_ROW = 2  # line 1 is the header
 _RANK_WORD = re.compile(r"[A-Z][A-Za-z]*")  # kingdom..genus as folder names write them
 _EPITHET = re.compile(r"[a-z][a-z.\-]*")
 _LEADING_NUMBER = re.compile(r"\d+_")
+_NUL = "\0"
 
 
 @dataclass(frozen=True)
@@ -97,17 +99,36 @@ def _check_headers(catalog: Path, headers: list[str]) -> HeaderMap:
     return columns
 
 
+def _csv_records(reader: csv.DictReader, origin: str, problems: list[Problem]) -> Iterator[tuple[int, dict]]:
+    """The rows with their numbers; a row the csv module refuses (a field over `csv.field_size_limit()`)
+    becomes a problem, and reading goes on at the next line."""
+    row_number = _FIRST_CSV_ROW
+    while True:
+        line = reader.reader.line_num  # DictReader.line_num only moves on a row that was read
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            if reader.reader.line_num == line:  # no line was consumed: reading on would not get further
+                raise
+            problems.append(Problem(origin, row_number, "", f"unreadable row: {e}"))
+        else:
+            yield row_number, row
+        row_number += 1
+
+
 def _csv_rows(reader: csv.DictReader, columns: HeaderMap, origin: str) -> tuple[list[CatalogEntry], list[Problem]]:
     entries: list[CatalogEntry] = []
     problems: list[Problem] = []
     first_row: dict[str, int] = {}
-    for row_number, row in enumerate(reader, start=_FIRST_CSV_ROW):
+    for row_number, row in _csv_records(reader, origin, problems):
         raw_path = columns.value(row, PATH_COLUMN)
         path = normalise_path(raw_path)
         lineage = columns.lineage(row)
         reason = _row_problem(row, path, lineage, first_row, len(reader.fieldnames or []))
         if reason:
-            problems.append(Problem(origin, row_number, raw_path, reason))
+            problems.append(Problem(origin, row_number, raw_path.replace(_NUL, "\\0"), reason))
             continue
         first_row[path] = row_number
         entries.append(CatalogEntry(
@@ -122,12 +143,20 @@ def _row_problem(row: dict[str | None, object], path: str, lineage: Lineage, fir
     """Why a CSV row cannot be used, or "" when it can."""
     if None in row:  # csv.DictReader files surplus fields under the key None
         return f"{len(row[None])} more fields than the header's {n_columns}"  # type: ignore[arg-type]
+    with_nul = [column for column, value in row.items() if isinstance(value, str) and _NUL in value]
+    if with_nul:
+        return f"NUL byte in column {with_nul[0]!r}"
     if not path:
         return f"empty {PATH_COLUMN}"
     if path in first_row:
         return f"duplicate of row {first_row[path]}"
     if lineage.is_empty:
         return f"no rank given (none of {', '.join(RANK_LABELS)}, scientificName)"
+    slashed = [rank for rank in Rank if KEY_SEPARATOR in lineage.get(rank)]
+    if slashed:
+        rank = slashed[0]
+        return (f"{KEY_SEPARATOR!r} in the {rank.label} name {lineage.get(rank)!r} "
+                "(it separates the ranks of taxon keys)")
     return ""
 
 

@@ -15,7 +15,6 @@ in the worker, so a resumed run skips the batches already seen without decoding 
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -30,7 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from index.images import open_image, to_rgb
+from index.images import ImageError, decode_image, open_image
 from index.readers import read_collection
 from index.records import CatalogEntry
 from taxonomy import Lineage, Rank
@@ -223,11 +222,9 @@ def _shard_tokens(tokenizer: Tokenizer, captions: tuple[str, ...]) -> torch.Tens
 
 def decode_shard_image(key: str, data: bytes) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"shard sample {key}: cannot decode its {SHARD_IMAGE_KEY}: {e}") from e
-    return to_rgb(image)
+        return decode_image(f"shard sample {key}", data)
+    except ImageError as e:
+        raise ValueError(f"shard sample {key}: cannot decode its {SHARD_IMAGE_KEY}: {e.reason}") from e
 
 
 class ShardStream(IterableDataset):

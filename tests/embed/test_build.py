@@ -13,7 +13,8 @@ import qdrant_edge as qe
 from PIL import Image
 from qdrant_client import QdrantClient, models
 
-from tests.embed.conftest import make_test_collection
+from tests.embed.conftest import SPECIES, make_test_collection
+from tests.index.conftest import EPS, fake_ghostscript, make_strip
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
 from index.client_store import ClientStore
@@ -321,6 +322,70 @@ def test_bad_images_are_skipped_and_listed(tmp_path, tiny):
 
     text = format_summary(summary)
     assert f"{n - 2} embedded" in text and "2 failed" in text and truncated in text and deleted in text
+
+
+def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, tiny, monkeypatch):
+    """Through the build's own ingest: each bad file or row is named with its row, Ghostscript never
+    runs, and a float TIFF is embedded as the grey it is, not as black."""
+    from index.records import image_point_id
+
+    ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
+    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    images = collection.images
+    (images / "photo.jpg").write_bytes(EPS)
+    make_strip(images / "strip.png", (40_000, 2))
+    Image.fromarray(np.full((64, 72), 0.5, dtype=np.float32)).save(images / "float.tif")
+    Image.new("L", (72, 64), 127).save(images / "grey.png")
+    Image.new("L", (72, 64), 0).save(images / "black.png")
+    names = list(SPECIES[0][:7])
+    extra = [("photo.jpg", *names), ("strip.png", *names), ("nul\0.jpg", *names),
+             ("huge.jpg", *names[:6], "x" * (csv.field_size_limit() + 1)), ("slash.jpg", *names[:5], "Pi/ca", names[6]),
+             ("float.tif", *names), ("grey.png", *names), ("black.png", *names)]
+    with collection.catalog.open("a", newline="") as f:
+        csv.writer(f).writerows((*row, SPECIES[0][7], "train", "generated", "CC0") for row in extra)
+    first = len(collection.paths) + 2  # the catalog's line of extra[0]
+    store = ClientStore(QdrantClient(":memory:"))
+    options = BuildOptions(model="tol-tiny", db=str(tmp_path / "catalog.db"), catalog=str(collection.catalog),
+                           images=str(images), workers=0)
+    summary = run_build(options, loaded=tiny, store=store)
+    assert sorted((p.row, p.path, p.reason.split(" (")[0]) for p in summary.ingested.problems) == [
+        (first, "photo.jpg", "EPS is not an accepted image format"),
+        (first + 1, "strip.png", "aspect ratio 20000:1"),
+        (first + 2, "nul\\0.jpg", "NUL byte in column 'filepath'"),
+        (first + 3, "", "unreadable row: field larger than field limit"),
+        (first + 4, "slash.jpg", "'/' in the genus name 'Pi/ca'"),
+    ]
+    assert not ran.exists()
+    assert (summary.images_embedded, summary.images_failed) == (len(collection.paths) + 3, 0)
+    assert store.count("images") == len(collection.paths) + 3
+
+    def vector(path: str) -> np.ndarray:
+        (point,) = store.retrieve("images", [image_point_id(path)], vector_name=VECTOR)
+        return np.asarray(point.vector)
+
+    np.testing.assert_allclose(vector("float.tif"), vector("grey.png"), atol=1e-5)
+    assert not np.allclose(vector("float.tif"), vector("black.png"), atol=1e-3)
+
+
+def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, tiny, monkeypatch):
+    from index.readers import read_collection
+
+    ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
+    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    db = str(tmp_path / "catalog.db")
+    with Catalog(db) as catalog:
+        catalog.ingest(read_collection(collection.catalog, collection.images))
+    eps, strip = collection.paths[1], collection.paths[2]
+    (collection.images / eps).write_bytes(EPS)
+    make_strip(collection.images / strip, (4000, 2))  # a PNG under the JPEG's name
+    store = ClientStore(QdrantClient(":memory:"))
+    summary = run_build(BuildOptions(model="tol-tiny", db=db, workers=0), loaded=tiny, store=store)
+    n = len(collection.paths)
+    assert (summary.images_embedded, summary.images_failed) == (n - 2, 2)
+    reasons = {p.path: p.reason for p in summary.failures}
+    assert reasons[eps].startswith("EPS is not an accepted image format")
+    assert reasons[strip].startswith("aspect ratio 2000:1 (4000x2 pixels) is over the limit")
+    assert not ran.exists() and store.count("images") == n - 2
 
 
 def test_dimension_mismatch_writes_nothing(tmp_path, small_collection, tiny):

@@ -7,8 +7,9 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
 from index.catalog import Catalog
 from taxonomy import Lineage
@@ -55,6 +56,38 @@ def make_png_bomb(path: Path, side: int = 30_000) -> Path:
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
                      + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    return path
+
+
+# A whole EPS file: Pillow's EPS plugin reads this header and would hand the file to Ghostscript.
+EPS = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 24\n%%EndComments\n"
+       b"newpath 0 0 moveto 32 24 lineto stroke\nshowpage\n%%EOF\n")
+
+
+def fake_ghostscript(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make Pillow's EPS plugin run a `gs` that leaves a mark and fails; returns the mark's path.
+
+    The mark shows whether Ghostscript was ever started, and the failure is the raw
+    `CalledProcessError` a real Ghostscript failure gives.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / "ghostscript-ran"
+    gs = folder / "gs"
+    gs.write_text(f"#!/bin/sh\ntouch '{mark}'\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", str(gs))
+    return mark
+
+
+def make_strip(path: Path, size: tuple[int, int] = (40_000, 2)) -> Path:
+    """A bilevel PNG of an extreme shape in under a hundred bytes."""
+    return make_image(path, size=size, mode="1", colour=0)
+
+
+def make_grey_tiff(path: Path, values: list[float], dtype: type) -> Path:
+    """A one-row greyscale TIFF of 32-bit floats (mode "F") or integers (mode "I")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.array([values], dtype=dtype)).save(path, "TIFF")
     return path
 
 

@@ -5,11 +5,15 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
+from index.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
 from index.images import ImageError, inspect_image, open_image, resolve_inside
-from tests.index.conftest import make_image, make_noisy_jpeg, make_png_bomb, truncate
+from tests.index.conftest import (
+    EPS, fake_ghostscript, make_grey_tiff, make_image, make_noisy_jpeg, make_png_bomb, make_strip, truncate,
+)
 
 
 def _close(pixel: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 12) -> bool:
@@ -110,6 +114,12 @@ def test_paths_escaping_the_root_are_refused(tmp_path):
     assert resolve_inside(root, "sub/../inside.png") == (root / "inside.png").resolve()
 
 
+def test_a_nul_byte_in_a_path_is_refused_not_raised(tmp_path):
+    with pytest.raises(ImageError) as refused:
+        open_image(tmp_path, "a\0b.jpg")
+    assert str(refused.value) == "a\\0b.jpg: NUL byte in the path"
+
+
 def test_a_symlinked_folder_leading_outside_is_refused(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -139,3 +149,78 @@ def test_min_side_decodes_a_large_jpeg_smaller_but_never_below_it(tmp_path):
     truncate(tmp_path / "large.jpg")
     with pytest.raises(ImageError, match="truncated"):
         open_image(tmp_path, "large.jpg", min_side=224)
+
+
+# --- hostile files: formats, shapes, pixels ----------------------------------------------------------------
+
+_SUFFIX = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "AVIF": "avif", "TIFF": "tif", "BMP": "bmp", "GIF": "gif",
+           "JPEG2000": "jp2"}
+_BUILT_WITH = {"WEBP": "webp", "AVIF": "avif", "JPEG2000": "jpg_2000"}
+
+
+@pytest.mark.parametrize("fmt", ACCEPTED_IMAGE_FORMATS)
+def test_every_accepted_format_opens(tmp_path, fmt):
+    if fmt in _BUILT_WITH and not features.check(_BUILT_WITH[fmt]):
+        pytest.skip(f"this Pillow has no {fmt} codec")
+    name = f"a.{_SUFFIX[fmt]}"
+    make_image(tmp_path / name, size=(40, 30), colour=(0, 0, 250), fmt=fmt)
+    image = open_image(tmp_path, name)
+    assert (image.mode, image.size) == ("RGB", (40, 30)) and _close(image.getpixel((20, 15)), (0, 0, 250), 30)
+
+
+def test_other_formats_are_refused_by_name_and_ghostscript_never_runs(tmp_path, monkeypatch):
+    ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
+    (tmp_path / "photo.jpg").write_bytes(EPS)  # the name says JPEG, the content is EPS
+    (tmp_path / "drawing.eps").write_bytes(EPS)
+    make_image(tmp_path / "icon.png", size=(16, 16), fmt="ICO")
+    accepted = ", ".join(ACCEPTED_IMAGE_FORMATS)
+    assert _reason(tmp_path, "photo.jpg") == f"EPS is not an accepted image format (accepted: {accepted})"
+    assert _reason(tmp_path, "drawing.eps").startswith("EPS is not an accepted image format")
+    assert _reason(tmp_path, "icon.png").startswith("ICO is not an accepted image format")
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize(("size", "ratio"), [
+    ((40_000, 2), "20000"), ((2, 40_000), "20000"), ((MAX_ASPECT_RATIO * 10 + 1, 10), f"{MAX_ASPECT_RATIO}.1"),
+])
+def test_extreme_aspect_ratios_are_refused(tmp_path, size, ratio):
+    make_strip(tmp_path / "strip.png", size)
+    assert _reason(tmp_path, "strip.png") == (
+        f"aspect ratio {ratio}:1 ({size[0]}x{size[1]} pixels) is over the limit of {MAX_ASPECT_RATIO}:1")
+
+
+def test_memory_per_image_is_bounded_whatever_its_shape(tmp_path):
+    """What a model's resize (short side to 224 px) makes of any image the opener lets through."""
+    side = 224
+    bound = side * side * MAX_ASPECT_RATIO  # ~1 M pixels: 3 MB in RGB
+    shapes = [(40_000, 2), (2, 40_000), (60_000, 1), (MAX_ASPECT_RATIO * 10, 10), (10, MAX_ASPECT_RATIO * 10),
+              (300, 200), (1, 1)]
+    opened = []
+    for i, size in enumerate(shapes):
+        make_strip(tmp_path / f"{i}.png", size)
+        try:
+            image = open_image(tmp_path, f"{i}.png")
+        except ImageError:
+            continue
+        scale = side / min(image.size)
+        resized = (round(image.width * scale), round(image.height * scale))
+        assert resized[0] * resized[1] <= bound, f"{size} would grow to {resized}"  # before allocating it
+        width, height = image.resize(resized).size
+        assert width * height <= bound
+        opened.append(size)
+    assert opened == [(MAX_ASPECT_RATIO * 10, 10), (10, MAX_ASPECT_RATIO * 10), (300, 200), (1, 1)]
+
+
+@pytest.mark.parametrize(("values", "dtype", "expected"), [
+    ([0.0, 0.5, 1.0], np.float32, (0, 127, 255)),  # floats in 0..1: white is 1.0
+    ([0.0, 2000.0, 4000.0], np.float32, (0, 127, 255)),  # beyond 1.0: white is the image's maximum
+    ([-1.0, 0.0, 1.0], np.float32, (0, 127, 255)),  # below 0: black is the image's minimum
+    ([0, 1_500_000, 3_000_000], np.int32, (0, 127, 255)),  # beyond 16 bits: white is the image's maximum
+    ([0, 128 * 257, 65535], np.int32, (0, 128, 255)),  # 16-bit values in a 32-bit file: the 16-bit scale
+])
+def test_high_bit_greyscale_is_scaled_not_clipped(tmp_path, values, dtype, expected):
+    make_grey_tiff(tmp_path / "grey.tif", values, dtype)
+    with Image.open(tmp_path / "grey.tif") as stored:
+        assert stored.mode == ("F" if dtype is np.float32 else "I")
+    image = open_image(tmp_path, "grey.tif")
+    assert all(_close(image.getpixel((x, 0)), (grey,) * 3, tolerance=1) for x, grey in enumerate(expected))

@@ -1,6 +1,7 @@
 """Ingest semantics: idempotent, updates, gone rows, every bad input reported with file and row."""
 from __future__ import annotations
 
+import csv
 import os
 
 import pytest
@@ -11,8 +12,10 @@ from index.readers import read_collection
 from index.records import image_point_id
 from taxonomy import Lineage, Rank
 from taxonomy.validate import InconsistentLineageError
+from index.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
 from tests.index.conftest import (
-    GANNET, HEADER, JAY, MAGPIE, lineage_row, make_image, make_noisy_jpeg, make_png_bomb, truncate, write_csv,
+    EPS, GANNET, HEADER, JAY, MAGPIE, fake_ghostscript, lineage_row, make_image, make_noisy_jpeg, make_png_bomb,
+    make_strip, truncate, write_csv,
 )
 
 
@@ -132,6 +135,74 @@ def test_every_bad_input_is_reported_with_file_and_row_and_the_rest_ingested(cat
     assert [i.path for i in catalog.images()] == ["good.jpg"]
     stats = catalog.stats()
     assert [str(p) for p in stats.problems] == [str(p) for p in summary.problems]
+
+
+def _good_and_bad(tmp_path, bad: list[str]):
+    """A catalog of good.jpg (row 2), the `bad` rows (JAY), then good2.png; the images root."""
+    root = tmp_path / "images"
+    make_image(root / "good.jpg")
+    make_image(root / "good2.png")
+    rows = [lineage_row("good.jpg", MAGPIE), *(lineage_row(path, JAY) for path in bad), lineage_row("good2.png", JAY)]
+    return write_csv(tmp_path / "catalog.csv", rows), root
+
+
+def test_a_file_of_a_refused_format_is_named_and_ghostscript_never_runs(catalog, tmp_path, monkeypatch):
+    ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
+    csv_file, root = _good_and_bad(tmp_path, ["photo.jpg", "figure.eps"])
+    (root / "photo.jpg").write_bytes(EPS)  # a catalog may name any file; the content decides
+    (root / "figure.eps").write_bytes(EPS)
+    summary = catalog.ingest(read_collection(csv_file, root))
+    assert _counts(summary) == (2, 0, 0, 0, 2)
+    refused = f"EPS is not an accepted image format (accepted: {', '.join(ACCEPTED_IMAGE_FORMATS)})"
+    assert [str(p) for p in summary.problems] == [f"{csv_file}:3: photo.jpg: {refused}",
+                                                   f"{csv_file}:4: figure.eps: {refused}"]
+    assert not ran.exists()
+    assert [i.path for i in catalog.images()] == ["good.jpg", "good2.png"]
+
+
+def test_an_extreme_strip_is_reported_and_the_rest_ingested(catalog, tmp_path):
+    csv_file, root = _good_and_bad(tmp_path, ["strip.png", "tower.png"])
+    make_strip(root / "strip.png", (40_000, 2))
+    make_strip(root / "tower.png", (3, 3 * MAX_ASPECT_RATIO + 1))
+    summary = catalog.ingest(read_collection(csv_file, root))
+    assert _counts(summary) == (2, 0, 0, 0, 2)
+    assert [(p.row, p.path, p.reason) for p in summary.problems] == [
+        (3, "strip.png", f"aspect ratio 20000:1 (40000x2 pixels) is over the limit of {MAX_ASPECT_RATIO}:1"),
+        (4, "tower.png", f"aspect ratio {MAX_ASPECT_RATIO}.3:1 (3x{3 * MAX_ASPECT_RATIO + 1} pixels) is over the "
+                         f"limit of {MAX_ASPECT_RATIO}:1")]
+    assert [i.path for i in catalog.images()] == ["good.jpg", "good2.png"]
+
+
+def _with_nul_path(row: list[str]) -> list[str]:
+    return ["bad\0.jpg", *row[1:]]
+
+
+def _with_huge_field(row: list[str]) -> list[str]:
+    return [row[0], *row[1:-2], "x" * (csv.field_size_limit() + 1), row[-1]]  # an oversized common_name
+
+
+def _with_slash_in_genus(row: list[str]) -> list[str]:
+    return [*row[:6], "Cyano/citta", *row[7:]]
+
+
+@pytest.mark.parametrize(("spoil", "path", "reason"), [
+    (_with_nul_path, "bad\\0.jpg", "NUL byte in column 'filepath'"),
+    (_with_huge_field, "", f"unreadable row: field larger than field limit ({csv.field_size_limit()})"),
+    (_with_slash_in_genus, "bad.jpg", "'/' in the genus name 'Cyano/citta' (it separates the ranks of taxon keys)"),
+])
+def test_a_bad_row_is_reported_with_its_row_and_the_rest_ingested(catalog, tmp_path, spoil, path, reason):
+    csv_file, root = _good_and_bad(tmp_path, ["bad.jpg", "more.jpg"])
+    make_image(root / "bad.jpg")
+    make_image(root / "more.jpg")
+    with csv_file.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows[2] = spoil(rows[2])  # row 3 of the file: bad.jpg
+    write_csv(csv_file, rows[1:], rows[0])
+    summary = catalog.ingest(read_collection(csv_file, root))
+    assert _counts(summary) == (3, 0, 0, 0, 1)
+    assert [(p.origin, p.row, p.path, p.reason) for p in summary.problems] == [(str(csv_file), 3, path, reason)]
+    assert [i.path for i in catalog.images()] == ["good.jpg", "good2.png", "more.jpg"]
+    assert [str(p) for p in catalog.stats().problems] == [str(p) for p in summary.problems]
 
 
 def test_an_image_that_went_bad_is_reported_and_gone(catalog, collection):

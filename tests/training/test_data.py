@@ -10,7 +10,7 @@ from torchvision import transforms
 
 from taxonomy import TEXT_TYPES, Lineage, caption
 from training.constants import SHARD_SIZES_FILE, SHARD_TEXT_KEYS
-from training.data import GlobalBatchSampler, ShardStream, read_split, seeded_transform
+from training.data import GlobalBatchSampler, ShardStream, decode_shard_image, read_split, seeded_transform
 from training.distributed import DistInfo
 from training.shards import shard_spec, write_shards
 
@@ -115,3 +115,15 @@ def test_higher_rank_captions_name_an_ancestor_for_the_given_share():
     assert {lineage.deepest_rank for lineage in above} == set(Rank) - {Rank.SPECIES}
     assert all(lineage.key() == magpie.key(lineage.deepest_rank) for lineage in above)
     assert drawn == [caption_lineage(magpie, 0.5, seed) for seed in range(1000)]
+
+
+def test_a_shard_image_is_decoded_by_the_safe_opener(tmp_path, monkeypatch):
+    from tests.index.conftest import EPS, fake_ghostscript
+
+    ran = fake_ghostscript(tmp_path, monkeypatch)
+    with pytest.raises(ValueError, match=r"^shard sample k1: cannot decode its jpg: EPS is not an accepted image format"):
+        decode_shard_image("k1", EPS)
+    assert not ran.exists()
+    grey = io.BytesIO()
+    Image.new("I;16", (4, 4), 128 * 257).save(grey, "PNG")
+    assert decode_shard_image("k2", grey.getvalue()).getpixel((0, 0)) == (128, 128, 128)

@@ -96,6 +96,18 @@ def test_uploads_refused_with_a_reason(data, message):
         load_upload("file", data)
 
 
+def test_hostile_uploads_are_refused_by_name_and_ghostscript_never_runs(tmp_path, monkeypatch):
+    from tests.index.conftest import EPS, fake_ghostscript
+
+    ran = fake_ghostscript(tmp_path, monkeypatch)
+    with pytest.raises(UploadError, match=r"^photo\.jpg: EPS is not an accepted image format \(accepted: JPEG"):
+        load_upload("photo.jpg", EPS)
+    strip = encoded(Image.new("1", (40_000, 2)), "PNG")  # 89 bytes; 4 GB once resized to 224 px
+    with pytest.raises(UploadError, match=r"^strip\.png: aspect ratio 20000:1 \(40000x2 pixels\) is over the limit"):
+        load_upload("strip.png", strip)
+    assert not ran.exists()
+
+
 def test_too_many_pixels_and_truncated_files_are_refused():
     with pytest.raises(UploadError, match="megapixels"):
         load_upload("big.png", encoded(Image.new("1", (9000, 5000)), "PNG"))
