@@ -482,3 +482,20 @@ def test_a_server_lists_every_keyword_index():
         schema = client.get_collection(collection).payload_schema
         assert {k: v.data_type.value for k, v in schema.items()} == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
     client.close()
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="needs a Qdrant server: set TOL_TEST_QDRANT_URL")
+def test_a_server_collection_missing_indexes_gets_them_back():
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(url=SERVER_URL, api_key=os.environ.get("TOL_QDRANT_API_KEY"))
+    for collection in (IMAGES, TAXA):
+        client.delete_collection(collection)
+    # What a build killed between creating the collection and its indexes leaves.
+    client.create_collection(IMAGES, vectors_config={"demo": models.VectorParams(size=DIM, distance=models.Distance.COSINE)})
+    client.create_payload_index(IMAGES, "kingdom", field_schema=models.PayloadSchemaType.KEYWORD)
+    with open_store(SERVER_URL) as store:
+        store.ensure_vector("demo", DIM)
+    for collection in (IMAGES, TAXA):
+        assert set(client.get_collection(collection).payload_schema) == set(KEYWORD_INDEX_FIELDS)
+    client.close()
