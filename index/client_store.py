@@ -3,7 +3,8 @@
 Collections `images` and `taxa` with one named vector per model; a new model's vector is added
 to an existing collection with `create_vector_name` (a server API since Qdrant 1.18; the
 compose file runs 1.19). Keyword payload indexes are created with
-the collection, before any point. (qdrant-client's local mode accepts them but does not keep
+the collection, before any point, and every `ensure_vector` adds those a collection lacks (a build
+killed while creating them). (qdrant-client's local mode accepts them but does not keep
 them: its `get_collection().payload_schema` is always empty; a server reports them.)
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec
 from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
 from index.store import (
-    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit, StoreError,
-    StoreUnavailableError, VectorStore, _check_positive, _paged,
+    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit,
+    MissingIndexError, StoreError, StoreUnavailableError, VectorStore, _check_positive, _paged,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class ClientStore(VectorStore):
         self.location = location
         self.layout = layout or ClusterLayout()
         self._dims: dict[str, dict[str, int] | None] = {c: None for c in COLLECTIONS}
+        self._indexed: set[str] = set()  # collections whose keyword indexes were checked by this object
         self._closed = False
 
     @classmethod
@@ -169,14 +171,6 @@ class ClientStore(VectorStore):
                 self._call(self._client.create_collection, collection, vectors_config={name: params},
                            shard_number=self.layout.shard_number,
                            replication_factor=self.layout.replication_factor)
-                with warnings.catch_warnings():
-                    # Local mode warns that it keeps no payload indexes; a server does, and is what they are for.
-                    warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
-                    for field in KEYWORD_INDEX_FIELDS:
-                        self._call(
-                            self._client.create_payload_index, collection, field,
-                            field_schema=models.PayloadSchemaType.KEYWORD,
-                        )
                 logger.info("created collection %r at %s with vector %r (%d-d)", collection, self.location, name, dim)
             else:
                 config = models.DenseVectorNameConfig(
@@ -185,6 +179,27 @@ class ClientStore(VectorStore):
                 self._call(self._client.create_vector_name, collection, name, config)
                 logger.info("added vector %r (%d-d) to %r at %s", name, dim, collection, self.location)
             self._refresh(collection)
+        for collection in collections:
+            if self.vector_names(collection):
+                self._ensure_indexes(collection)
+
+    def _ensure_indexes(self, collection: str) -> None:
+        """Create the keyword indexes of SPEC §5 the collection lacks (all of them on a new one)."""
+        if collection in self._indexed:
+            return
+        present = set(self._call(self._client.get_collection, collection).payload_schema)
+        missing = [f for f in KEYWORD_INDEX_FIELDS if f not in present]
+        with warnings.catch_warnings():
+            # Local mode warns that it keeps no payload indexes; a server does, and is what they are for.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
+            for field in missing:
+                self._call(
+                    self._client.create_payload_index, collection, field, field_schema=models.PayloadSchemaType.KEYWORD,
+                )
+        if missing and present:
+            logger.warning("added the keyword indexes %s missing from %r at %s (a build was interrupted while "
+                           "creating them)", ", ".join(missing), collection, self.location)
+        self._indexed.add(collection)
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -350,10 +365,18 @@ class ClientStore(VectorStore):
         _check_positive(limit, "limit")
         if not self.vector_names(collection):
             return {}
-        response = self._call(
-            self._client.facet, collection, field, facet_filter=_client_filter(filter_spec(filter)),
-            limit=limit, exact=True,
-        )
+        try:
+            response = self._call(
+                self._client.facet, collection, field, facet_filter=_client_filter(filter_spec(filter)),
+                limit=limit, exact=True,
+            )
+        except UnexpectedResponse as e:
+            if field in self._call(self._client.get_collection, collection).payload_schema:
+                raise
+            raise MissingIndexError(
+                f"collection {collection!r} at {self.location} has no keyword index on {field!r} (a build was "
+                "interrupted while creating it): run `python -m embed build` again to add it"
+            ) from e
         counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
         return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
 

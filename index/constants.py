@@ -1,4 +1,5 @@
-"""Literals of the catalog: where it lives, what counts as an image, statuses, batch sizes."""
+"""Literals of the catalog (where it lives, what counts as an image, statuses, batch sizes) and of the
+embedded store's files (its writer lock, the free space it needs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,6 +59,17 @@ SHA256_LENGTH = 64
 STATUS_LENGTH = 16
 
 NO_VALUE_LABEL = "(none)"  # how `stats` shows an empty kingdom or split
+
+# The embedded store (index.edge_store). One process at a time holds this file in the store folder
+# (fcntl.flock), before any shard is created or loaded; it records the holder's pid.
+STORE_LOCK_FILE = ".lock"
+# The engine writes through memory-mapped sparse files (WAL segments, vector chunks, payload pages,
+# 32 MiB each): a page written when the disk is full kills the process with SIGBUS, which Python
+# cannot catch. So a write must find free at least what the shards' sparse files may still claim,
+# plus this margin for the files the engine opens as it grows ($TOL_STORE_FREE_MARGIN_MB overrides).
+FREE_SPACE_MARGIN_BYTES = 256 * 2**20
+# What a new shard's sparse files claim once points are written (~200 MB measured for a 512-d model).
+NEW_SHARD_BYTES = 256 * 2**20
 
 EXIT_OK = 0
 EXIT_NOTHING_READ = 1

@@ -17,27 +17,48 @@ What the edge engine (qdrant-edge-py 0.9) offers, and how this module uses it:
 - `facet` needs a keyword index on the field (all facetable fields have one). There is no
   grouped query: `search(group_by=...)` fetches, groups like Qdrant, then asks again without the
   groups found so far until it has `k`, and fills groups that came up short in one batched query.
-- Only one `EdgeShard` may hold a folder (the WAL is locked): a second open fails; this module
-  refuses it before trying in this process, and names the folder when another process holds it.
+- Only one `EdgeShard` may hold a folder (the WAL is locked). Above that, one process at a time
+  holds the store folder's lock file (`fcntl.flock` on `<root>/.lock`, with its pid), taken before
+  any shard is created or loaded and released on close or when the process dies: a second opener
+  (another build, the UI, a search) gets StoreLockedError naming the folder and the holder's pid,
+  and two builds can never race to create a shard. A store opened before its folder exists takes
+  the lock when its first shard is created.
+- A killed build may leave a new shard with some of its keyword indexes: every `ensure_vector`
+  (which every build calls before writing) adds those missing; `facet_counts` on a field without
+  its index raises MissingIndexError rather than the engine's error.
+- The engine writes through memory-mapped sparse files, and a page written when the disk is full
+  kills the process with SIGBUS. So before a shard is created and before each write, the free
+  space must cover what the shards' sparse files may still claim plus a margin
+  (`index.constants.FREE_SPACE_MARGIN_BYTES`), else StoreFullError; a write the disk refuses all
+  the same ("No space left on device") is StoreFullError too. What was written before is kept.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
+import os
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
 
+from index.constants import FREE_SPACE_MARGIN_BYTES, NEW_SHARD_BYTES, STORE_LOCK_FILE
 from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
-from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field
+from index.schema import (
+    COLLECTIONS, FREE_MARGIN_ENV, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
+)
 from index.store import (
-    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, StoreError, StoreLockedError, VectorStore, _check_positive, _paged,
+    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, MissingIndexError, StoreError, StoreFullError, StoreLockedError,
+    VectorStore, _check_positive, _paged,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,6 +71,18 @@ _DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
 
 _open_roots: set[Path] = set()
 _open_lock = threading.Lock()
+_lock_fds: set[int] = set()  # the store lock files this process holds
+
+
+def _drop_inherited_locks() -> None:
+    # A forked child (a DataLoader worker) shares the parent's lock; closing its copies lets the
+    # lock go the moment the parent dies, even while the child is still exiting.
+    for fd in _lock_fds:
+        os.close(fd)
+    _lock_fds.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _config_on_disk(shard_dir: Path) -> dict[str, Any]:
@@ -58,6 +91,45 @@ def _config_on_disk(shard_dir: Path) -> dict[str, Any]:
 
 def _vectors_of(config: dict[str, Any]) -> dict[str, int]:
     return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+
+
+def _lock_holder(fd: int) -> str:
+    """What the lock file says about its holder: ` (pid N)`, or nothing when it says nothing yet."""
+    text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+def _free_margin() -> int:
+    """Bytes a write leaves free beyond the shards' needs: $TOL_STORE_FREE_MARGIN_MB, else the default."""
+    raw = os.environ.get(FREE_MARGIN_ENV, "").strip()
+    if not raw:
+        return FREE_SPACE_MARGIN_BYTES
+    if not raw.isdigit():
+        raise ValueError(f"${FREE_MARGIN_ENV} must be a whole number of megabytes, got {raw!r}")
+    return int(raw) * 2**20
+
+
+def _unclaimed_bytes(folder: Path) -> int:
+    """Bytes the sparse files under `folder` may still claim from the disk: size minus blocks allocated."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(parent, name))
+            except FileNotFoundError:  # the engine removed it meanwhile (a merged segment)
+                continue
+            total += max(0, st.st_size - st.st_blocks * 512)
+    return total
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno == errno.ENOSPC
+    return "No space left on device" in str(error) or f"os error {errno.ENOSPC})" in str(error)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB"
 
 
 def _edge_filter(spec: FilterSpec | None) -> qe.Filter | None:
@@ -104,13 +176,90 @@ class EdgeStore(VectorStore):
             _open_roots.add(self.root)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, dict[str, int]] = {c: {} for c in COLLECTIONS}
+        self._indexed: set[str] = set()  # collections whose keyword indexes were checked by this object
+        self._lock_fd: int | None = None
         self._closed = False
         try:
-            for collection in COLLECTIONS:
-                if (self.root / collection / CONFIG_FILE).exists():
-                    self._load(collection)
+            if self.root.is_dir():
+                self._lock()
+                self._load_existing()
         except BaseException:
             self.close()
+            raise
+
+    # --- the writer lock ----------------------------------------------------------------------
+
+    def _lock(self) -> None:
+        """Take the store folder's lock (creating the folder), or raise StoreLockedError."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / STORE_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise StoreLockedError(
+                f"the embedded store {self.root} is in use by another process{holder} (a build, the UI or a "
+                "search): one process at a time may open it; wait for that one to end, then run this again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+        _lock_fds.add(fd)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            _lock_fds.discard(self._lock_fd)
+            os.close(self._lock_fd)  # closing the only descriptor releases the flock
+            self._lock_fd = None
+
+    def _load_existing(self) -> None:
+        for collection in COLLECTIONS:
+            if collection not in self._shards and (self.root / collection / CONFIG_FILE).exists():
+                self._load(collection)
+
+    def _writable(self) -> None:
+        """Hold the lock before writing; a store opened before its folder existed takes it now and
+        loads what another process may have created meanwhile."""
+        if self._closed:
+            raise StoreError(f"the embedded store {self.root} is closed")
+        if self._lock_fd is None:
+            self._lock()
+            self._load_existing()
+
+    # --- the disk -----------------------------------------------------------------------------
+
+    def _full_error(self, reason: str) -> StoreFullError:
+        return StoreFullError(
+            f"the disk of the embedded store {self.root} is too full to write: {reason}. The points written "
+            "before are kept: free some space (or move the store with --store), then run the build again to resume"
+        )
+
+    def _check_free_space(self, new_shards: int = 0) -> None:
+        """StoreFullError unless the disk can take what the shards' sparse files may still claim, the
+        new shards' files and the margin: written pages of a full sparse file would raise SIGBUS."""
+        free = shutil.disk_usage(self.root).free
+        unclaimed = sum(_unclaimed_bytes(self.root / c) for c in self._shards)
+        margin = _free_margin()
+        needed = unclaimed + new_shards * NEW_SHARD_BYTES + margin
+        if free < needed:
+            parts = [f"{_megabytes(unclaimed)} the shards' sparse files may still claim"]
+            if new_shards:
+                parts.append(f"{_megabytes(new_shards * NEW_SHARD_BYTES)} for a new shard")
+            parts.append(f"a margin of {_megabytes(margin)} (${FREE_MARGIN_ENV})")
+            raise self._full_error(
+                f"{_megabytes(free)} free, but writing needs {_megabytes(needed)} ({' + '.join(parts)}); "
+                "nothing was written"
+            )
+
+    @contextmanager
+    def _disk_errors(self, what: str) -> Iterator[None]:
+        """Turn a write the disk refused into StoreFullError."""
+        try:
+            yield
+        except Exception as e:
+            if _disk_full(e):
+                raise self._full_error(f"{what} failed ({e})") from e
             raise
 
     # --- shards -------------------------------------------------------------------------------
@@ -159,26 +308,49 @@ class EdgeStore(VectorStore):
 
     def _create(self, collection: str, name: str, dim: int) -> None:
         path = self.root / collection
+        self._check_free_space(new_shards=1)
         path.mkdir(parents=True, exist_ok=True)
-        shard = qe.EdgeShard.create(str(path), self._edge_config({name: dim}))
-        # Indexes first: the engine then indexes each point as it is written.
-        for field in KEYWORD_INDEX_FIELDS:
-            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        with self._disk_errors(f"creating the shard {path}"):
+            shard = qe.EdgeShard.create(str(path), self._edge_config({name: dim}))
         self._shards[collection] = shard
         self._dims[collection] = {name: dim}
         logger.info("created shard %s with vector %r (%d-d)", path, name, dim)
+        # Indexes first: the engine then indexes each point as it is written.
+        self._ensure_indexes(collection)
+
+    def _ensure_indexes(self, collection: str) -> None:
+        """Create the keyword indexes of SPEC §5 the shard lacks (all of them on a new shard)."""
+        shard = self._shards.get(collection)
+        if shard is None or collection in self._indexed:
+            return
+        present = set(shard.info().payload_schema)
+        missing = [f for f in KEYWORD_INDEX_FIELDS if f not in present]
+        if missing:
+            self._check_free_space()
+        with self._disk_errors(f"creating the payload indexes of {self.root / collection}"):
+            for field in missing:
+                shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        if missing and present:
+            logger.warning("added the keyword indexes %s missing from %s (a build was interrupted while "
+                           "creating them)", ", ".join(missing), self.root / collection)
+        self._indexed.add(collection)
 
     # --- schema -------------------------------------------------------------------------------
 
     def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
+        self._writable()
         for collection in self._check_new_dims(name, dim, collections):
             shard = self._shard(collection)
             if shard is None:
                 self._create(collection, name, dim)
             else:
-                shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
+                self._check_free_space()
+                with self._disk_errors(f"adding the vector {name!r} to {self.root / collection}"):
+                    shard.update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
                 self._dims[collection][name] = dim
                 logger.info("added vector %r (%d-d) to %s", name, dim, self.root / collection)
+        for collection in collections:
+            self._ensure_indexes(collection)
 
     def vector_names(self, collection: str) -> dict[str, int]:
         check_collection(collection)
@@ -192,9 +364,11 @@ class EdgeStore(VectorStore):
         self.ensure_vector(vector, int(matrix.shape[1]), (collection,))
         shard = self._shard(collection)
         assert shard is not None
-        for start in range(0, len(ids), UPSERT_CHUNK):
-            chunk = slice(start, start + UPSERT_CHUNK)
-            self._upsert_chunk(shard, vector, ids[chunk], payloads[chunk], matrix[chunk])
+        self._check_free_space()
+        with self._disk_errors(f"writing {len(ids)} points to {self.root / collection}"):
+            for start in range(0, len(ids), UPSERT_CHUNK):
+                chunk = slice(start, start + UPSERT_CHUNK)
+                self._upsert_chunk(shard, vector, ids[chunk], payloads[chunk], matrix[chunk])
 
     @staticmethod
     def _upsert_chunk(
@@ -217,17 +391,21 @@ class EdgeStore(VectorStore):
         if shard is None:
             return
         present = {str(p.id) for p in shard.retrieve(ids, with_payload=False, with_vector=False)}
-        for i, p in zip(ids, payloads, strict=True):
-            if i in present:
-                shard.update(qe.UpdateOperation.overwrite_payload([i], p))
+        self._check_free_space()
+        with self._disk_errors(f"rewriting {len(present)} payloads in {self.root / collection}"):
+            for i, p in zip(ids, payloads, strict=True):
+                if i in present:
+                    shard.update(qe.UpdateOperation.overwrite_payload([i], p))
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         shard = self._shard(collection)
         ids = [check_point_id(i) for i in ids]
         if shard is None or not ids:
             return
-        for start in range(0, len(ids), UPSERT_CHUNK):
-            shard.update(qe.UpdateOperation.delete_points(ids[start:start + UPSERT_CHUNK]))
+        self._check_free_space()
+        with self._disk_errors(f"deleting {len(ids)} points from {self.root / collection}"):
+            for start in range(0, len(ids), UPSERT_CHUNK):
+                shard.update(qe.UpdateOperation.delete_points(ids[start:start + UPSERT_CHUNK]))
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -404,7 +582,15 @@ class EdgeStore(VectorStore):
         if shard is None:
             return {}
         request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(filter_spec(filter)))
-        response = shard.facet(request)
+        try:
+            response = shard.facet(request)
+        except Exception as e:
+            if field in shard.info().payload_schema:
+                raise
+            raise MissingIndexError(
+                f"the {collection!r} shard of the embedded store {self.root} has no keyword index on {field!r} "
+                "(a build was interrupted while creating it): run `python -m embed build` again to add it"
+            ) from e
         counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
         return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
 
@@ -414,14 +600,17 @@ class EdgeStore(VectorStore):
         for collection, shard in self._shards.items():
             if self._closed:
                 break
-            changed = shard.optimize()
+            self._check_free_space()
+            with self._disk_errors(f"optimizing {self.root / collection}"):
+                changed = shard.optimize()
             logger.info("optimized %s: %s", self.root / collection, "indexes built" if changed else "already optimal")
 
     def flush(self) -> None:
         if self._closed:
             raise StoreError(f"the embedded store {self.root} is closed")
-        for shard in self._shards.values():
-            shard.flush()
+        with self._disk_errors(f"flushing {self.root}"):
+            for shard in self._shards.values():
+                shard.flush()
 
     def info(self, collection: str) -> dict[str, Any]:
         shard = self._shard(collection)
@@ -442,13 +631,21 @@ class EdgeStore(VectorStore):
         if self._closed:
             return
         self._closed = True
+        failed: Exception | None = None
         try:
             for shard in self._shards.values():
                 try:
-                    shard.flush()
-                finally:
-                    shard.close()
+                    try:
+                        shard.flush()
+                    finally:
+                        shard.close()
+                except Exception as e:  # close the other shards all the same
+                    failed = failed or e
         finally:
             self._shards.clear()
+            self._unlock()
             with _open_lock:
                 _open_roots.discard(self.root)
+        if failed is not None:
+            with self._disk_errors(f"flushing {self.root} on close"):
+                raise failed

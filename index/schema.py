@@ -19,6 +19,7 @@ STORE_ENV = "TOL_STORE"
 API_KEY_ENV = "TOL_QDRANT_API_KEY"
 SHARDS_ENV = "TOL_QDRANT_SHARDS"  # shard number of new collections on a server or cluster
 REPLICATION_ENV = "TOL_QDRANT_REPLICATION"  # replication factor of new collections on a cluster
+FREE_MARGIN_ENV = "TOL_STORE_FREE_MARGIN_MB"  # free space an embedded store keeps beyond its shards' needs
 MEMORY_LOCATION = ":memory:"
 URL_SCHEMES: tuple[str, ...] = ("http", "https")
 

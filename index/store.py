@@ -36,8 +36,9 @@ from taxonomy.taxon import Taxon
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DimensionMismatchError", "EdgeSettings", "Hit", "MissingVectorError", "SearchFilter", "StoreError",
-    "StoreLockedError", "StoreUnavailableError", "VectorStore", "canonical_location", "open_store", "resolve_api_key",
+    "DimensionMismatchError", "EdgeSettings", "Hit", "MissingIndexError", "MissingVectorError", "SearchFilter",
+    "StoreError", "StoreFullError", "StoreLockedError", "StoreUnavailableError", "VectorStore", "canonical_location",
+    "open_store", "resolve_api_key",
     "resolve_store_location",
 ]
 
@@ -75,7 +76,15 @@ class StoreUnavailableError(StoreError, ConnectionError):
 
 
 class StoreLockedError(StoreError):
-    """An embedded shard folder is already open, in this process or another."""
+    """An embedded store folder is already open, in this process or another."""
+
+
+class StoreFullError(StoreError):
+    """The disk of an embedded store has too little free space to write safely, or ran out."""
+
+
+class MissingIndexError(StoreError):
+    """A collection lacks a keyword payload index of SPEC §5 (a build was killed while creating it)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,9 @@ class VectorStore:
     def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
         """Create the collections and this model's named vector where missing (cosine distance).
 
-        Keyword payload indexes are created with a collection, before any point is written.
+        Keyword payload indexes are created with a collection, before any point is written, and
+        every call adds those a collection lacks (a build killed while creating them): every
+        build calls this before writing.
         Raises DimensionMismatchError, writing nothing, when a collection has `name` with another dim.
         """
         raise NotImplementedError()
@@ -247,7 +258,10 @@ class VectorStore:
     def facet_counts(
         self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
     ) -> dict[str, int]:
-        """Points per value of an indexed keyword field, most frequent first (ties by value)."""
+        """Points per value of an indexed keyword field, most frequent first (ties by value).
+
+        Raises MissingIndexError when the collection lacks the field's index (a build adds it).
+        """
         raise NotImplementedError()
 
     def info(self, collection: str) -> dict[str, Any]:
@@ -400,7 +414,7 @@ def open_store(
     Raises:
         ValueError: an empty or unknown location, or arguments that do not fit it.
         StoreUnavailableError: the server did not answer after `retries` attempts.
-        StoreLockedError: the folder's shards are already open.
+        StoreLockedError: the folder is already open, in this process or another (its pid named).
     """
     location = resolve_store_location(location)
     match = _SCHEME.match(location)

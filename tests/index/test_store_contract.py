@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from index.client_store import ClientStore
+from index.constants import STORE_LOCK_FILE
 from index.records import ImageRecord, image_point_id
 from index.schema import IMAGE_FIELDS, IMAGES, KEYWORD_INDEX_FIELDS, TAXA, TAXON_FIELDS
 from index.store import (
@@ -403,7 +404,7 @@ def test_the_edge_store_reopens_from_disk(tmp_path):
         _build(store)
         before = _ids(store.search(IMAGES, "demo", IMAGE_VECTORS[5], k=5))
         store.optimize()
-    assert sorted(p.name for p in root.iterdir()) == [IMAGES, TAXA]
+    assert sorted(p.name for p in root.iterdir()) == [STORE_LOCK_FILE, IMAGES, TAXA]
     with open_store(str(root)) as store:
         assert store.vector_names(TAXA) == {"demo": DIM} and store.count(IMAGES) == len(RECORDS)
         assert _ids(store.search(IMAGES, "demo", IMAGE_VECTORS[5], k=5)) == before
@@ -481,4 +482,21 @@ def test_a_server_lists_every_keyword_index():
     for collection in (IMAGES, TAXA):
         schema = client.get_collection(collection).payload_schema
         assert {k: v.data_type.value for k, v in schema.items()} == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
+    client.close()
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="needs a Qdrant server: set TOL_TEST_QDRANT_URL")
+def test_a_server_collection_missing_indexes_gets_them_back():
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(url=SERVER_URL, api_key=os.environ.get("TOL_QDRANT_API_KEY"))
+    for collection in (IMAGES, TAXA):
+        client.delete_collection(collection)
+    # What a build killed between creating the collection and its indexes leaves.
+    client.create_collection(IMAGES, vectors_config={"demo": models.VectorParams(size=DIM, distance=models.Distance.COSINE)})
+    client.create_payload_index(IMAGES, "kingdom", field_schema=models.PayloadSchemaType.KEYWORD)
+    with open_store(SERVER_URL) as store:
+        store.ensure_vector("demo", DIM)
+    for collection in (IMAGES, TAXA):
+        assert set(client.get_collection(collection).payload_schema) == set(KEYWORD_INDEX_FIELDS)
     client.close()

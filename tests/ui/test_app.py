@@ -243,3 +243,19 @@ def test_an_empty_store_shows_how_to_build_one(tmp_path, monkeypatch):
     assert "python -m embed build" in text and "python -m demo" in text
     assert at.sidebar.metric[0].value == "0"
     assert not (tmp_path / "catalog.db").exists() and not (tmp_path / "qdrant").exists()  # nothing created
+
+
+def test_a_shard_missing_an_index_costs_its_filter_not_the_app(built_index, tmp_path, monkeypatch):
+    import qdrant_edge as qe
+
+    store = built_index.store_copy(tmp_path / "qdrant")
+    shard = qe.EdgeShard.load(str(store / "images"))
+    shard.update(qe.UpdateOperation.delete_field_index("split"))  # as a build killed while creating them leaves it
+    shard.close()
+    for name, value in built_index.env(store).items():
+        monkeypatch.setenv(name, value)
+    at = run(AppTest.from_file(APP, default_timeout=APP_TIMEOUT_S))
+    assert state.SPLIT not in [box.key for box in at.selectbox]
+    assert any("No split filter" in c.value and "no keyword index on 'split'" in c.value for c in at.sidebar.caption)
+    search(at)
+    assert len(at.image) == state.DEFAULT_K

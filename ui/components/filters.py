@@ -7,7 +7,7 @@ import streamlit as st
 
 from embed.predict import METHOD_SUM, METHOD_TAXA
 from embed.search import SearchService, TaxonOption
-from index.store import SearchFilter
+from index.store import MissingIndexError, SearchFilter
 from taxonomy import RANK_LABELS, Rank
 from ui import state
 
@@ -62,7 +62,11 @@ def render_clade_cascade(service: SearchService) -> str | None:
 
 def _facet_selector(service: SearchService, field: str, label: str, key: str) -> str | None:
     """A choice among the values of an image field, with image counts; shown when there is a choice."""
-    counts = service.facets(field)
+    try:
+        counts = service.facets(field)
+    except MissingIndexError as e:
+        st.caption(f"No {label.lower()} filter: {e}")
+        return None
     if len(counts) < 2 and not st.session_state.get(key):
         return None
     if st.session_state.get(key) not in counts:
