@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from index.constants import (
@@ -39,6 +40,8 @@ from taxonomy.taxon import Taxon, taxa_of
 from taxonomy.validate import reconcile
 
 logger = logging.getLogger(__name__)
+
+BATCH_ATTEMPTS = 3
 
 Progress = Callable[[float, str], None]
 _METADATA = ("split", "source", "license")
@@ -106,6 +109,7 @@ def _write(row: ImageRow, root: str, entry: CatalogEntry, info: ImageInfo | None
 
 def _ingest_batch(session: Session, root: str, batch: list[CatalogEntry], pool: ThreadPoolExecutor,
                   tally: _Tally, problems: list[Problem], seen: set[str]) -> None:
+    """Write one batch into `session`, counting into `tally`, `problems` and `seen`."""
     ids = [image_point_id(entry.path) for entry in batch]
     rows = {row.id: row for row in session.scalars(select(ImageRow).where(ImageRow.id.in_(ids)))}
     stats = [_stat(root, entry.path) for entry in batch]
@@ -170,6 +174,31 @@ def rebuild_taxa(session: Session) -> int:
     return len(taxa)
 
 
+def _commit_batch(sessions: sessionmaker[Session], root: str, batch: list[CatalogEntry], pool: ThreadPoolExecutor,
+                  tally: _Tally, problems: list[Problem], seen: set[str]) -> None:
+    """One batch in one transaction; counted only once it is committed.
+
+    Another ingest of the same images may insert some of them between this batch's read and its
+    write: the insert then fails on the primary key, and the batch is read and written again.
+    """
+    for attempt in range(BATCH_ATTEMPTS):
+        batch_tally, batch_problems, batch_seen = _Tally(), [], set()
+        try:
+            with sessions.begin() as session:
+                _ingest_batch(session, root, batch, pool, batch_tally, batch_problems, batch_seen)
+        except IntegrityError:
+            if attempt == BATCH_ATTEMPTS - 1:
+                raise
+            logger.info("another ingest wrote some of these images at the same time; reading them again")
+            continue
+        tally.added += batch_tally.added
+        tally.updated += batch_tally.updated
+        tally.unchanged += batch_tally.unchanged
+        problems.extend(batch_problems)
+        seen.update(batch_seen)
+        return
+
+
 def _batches(entries: list[CatalogEntry], size: int) -> Iterable[list[CatalogEntry]]:
     for start in range(0, len(entries), size):
         yield entries[start:start + size]
@@ -198,8 +227,7 @@ def ingest_collection(
     seen: set[str] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
         for batch in _batches(entries, batch_size):
-            with sessions.begin() as session:
-                _ingest_batch(session, root, batch, pool, tally, problems, seen)
+            _commit_batch(sessions, root, batch, pool, tally, problems, seen)
             done += len(batch)
             if progress is not None:
                 progress(done / len(entries), f"{done}/{len(entries)} images")

@@ -2,15 +2,19 @@
 
 A catalog records its version in `catalog_meta`; one written before versions existed (main up
 to 57d6aa0) is version 1. Opening a catalog runs every step from its version to
-`SCHEMA_VERSION` in one transaction each, so a catalog written by one release opens in the next.
-A catalog newer than this code is refused rather than misread.
+`SCHEMA_VERSION`, so a catalog written by one release opens in the next.
+A catalog newer than this code is refused rather than misread. The whole set-up is one
+transaction under the catalog's write lock, so two processes opening a new catalog at once
+cannot see it half made.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from index.constants import RUN_INTERRUPTED, RUN_RUNNING
 from index.errors import CatalogError
@@ -21,6 +25,9 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 VERSION_KEY = "schema_version"
 _FIRST_VERSION = 1  # tables without `catalog_meta`
+SET_UP_ATTEMPTS = 5
+SET_UP_RETRY_S = 0.2
+SET_UP_LOCK_KEY = 0x746F6C  # PostgreSQL advisory lock of the catalog's set-up ("tol")
 
 
 class CatalogVersionError(CatalogError):
@@ -81,26 +88,52 @@ def _set_version(connection: Connection, version: int) -> None:
 def upgrade(engine: Engine) -> int:
     """Create a new catalog, or bring an older one to `SCHEMA_VERSION`; returns the version found.
 
+    Two processes opening one new catalog at once race to create its tables; the one that loses
+    finds them made and starts over.
+
     Raises:
         CatalogVersionError: the catalog is newer than this code.
     """
-    with engine.begin() as connection:
+    for attempt in range(SET_UP_ATTEMPTS):
+        try:
+            return _upgrade(engine)
+        except (OperationalError, ProgrammingError, IntegrityError) as e:
+            if attempt == SET_UP_ATTEMPTS - 1 or not _lost_a_race(e):
+                raise
+            logger.debug("another process set the catalog up at the same time; looking again (%s)", e)
+            time.sleep(SET_UP_RETRY_S * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _lost_a_race(error: Exception) -> bool:
+    message = str(error).lower()
+    return any(sign in message for sign in ("already exists", "duplicate", "unique", "locked"))
+
+
+def _lock_for_set_up(connection: Connection) -> None:
+    """Begin the set-up transaction holding the catalog's write lock, so one process sets up at a time."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # DDL joins it: pysqlite would autocommit it otherwise
+    elif connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SET_UP_LOCK_KEY})
+
+
+def _upgrade(engine: Engine) -> int:
+    with engine.connect() as connection:
+        _lock_for_set_up(connection)
         found = _version(connection)
-    if found is not None and found > SCHEMA_VERSION:
-        raise CatalogVersionError(
-            f"the catalog {engine.url.render_as_string(hide_password=True)} has schema version {found}, "
-            f"newer than this release's {SCHEMA_VERSION}; upgrade tree-of-life-search to open it"
-        )
-    version = found or SCHEMA_VERSION
-    while version < SCHEMA_VERSION:
-        with engine.begin() as connection:
+        if found is not None and found > SCHEMA_VERSION:
+            raise CatalogVersionError(
+                f"the catalog {engine.url.render_as_string(hide_password=True)} has schema version {found}, "
+                f"newer than this release's {SCHEMA_VERSION}; upgrade tree-of-life-search to open it"
+            )
+        version = found or SCHEMA_VERSION
+        while version < SCHEMA_VERSION:
             STEPS[version](connection)
-            MetaRow.__table__.create(connection, checkfirst=True)
-            _set_version(connection, version + 1)
-        logger.info("catalog upgraded from schema version %d to %d", version, version + 1)
-        version += 1
-    with engine.begin() as connection:
+            logger.info("catalog upgraded from schema version %d to %d", version, version + 1)
+            version += 1
         Base.metadata.create_all(connection)
-        if found is None:
+        if found != SCHEMA_VERSION:
             _set_version(connection, SCHEMA_VERSION)
+        connection.commit()
     return found or SCHEMA_VERSION

@@ -160,3 +160,31 @@ def test_other_weights_under_a_known_vector_name_are_refused_before_any_write(tm
         _build(collection, store_dir, db, tiny)
     with open_store(str(store_dir)) as store:
         assert store.vector_names(IMAGES) == {} and store.count(IMAGES) == 0
+
+
+@pytest.mark.slow
+def test_two_builds_at_once_on_one_catalog_both_finish(tmp_path):
+    """Two processes ingest one collection into one new catalog and build into two stores at the same time."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    collection = make_test_collection(tmp_path / "col", per_species=40, size=16)
+    db = str(tmp_path / "catalog.db")
+    commands = [[sys.executable, "-m", "embed", "build", "--model", "tol-tiny", "--catalog", str(collection.catalog),
+                 "--images", str(collection.images), "--store", str(tmp_path / name), "--db", db,
+                 "--workers", "0"] for name in ("store-a", "store-b")]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    processes = [subprocess.Popen(c, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for c in commands]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-2000:]
+        assert "Traceback" not in err
+    n = len(collection.paths)
+    with Catalog(db) as catalog:
+        assert len(catalog.images()) == n
+        for name in ("store-a", "store-b"):
+            assert catalog.embedded_count(VECTOR, str(tmp_path / name)) == n
+        assert [run.status for run in catalog.runs()] == ["done", "done"]
