@@ -23,8 +23,11 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_TEXT_BATCH_SIZE = 256
 # Taxa encoded and written together: 81 template texts each, so ~10k strings per store write.
 TAXA_PER_CHUNK = 128
-DEFAULT_DEVICE = "cpu"
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
+CPU_DEVICE = "cpu"
+CUDA_DEVICE = "cuda"
+DEFAULT_DEVICE = CPU_DEVICE
+DEVICES: tuple[str, ...] = (CPU_DEVICE, CUDA_DEVICE)
+DEVICE_FORMS = "cpu, cuda or cuda:N"
 # DataLoader workers when --workers is not given (`embed.build.default_workers`): on CPU half the
 # cores decode and the other half run the model; with a GPU the model needs one core, so all but
 # two decode (SPEC §8: CPU decoding is the ceiling of a GPU build). Capped to bound memory.

@@ -59,7 +59,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL",
                         help="catalog SQLAlchemy URL or SQLite file, for the images' folders "
                              "(default: $TOL_DB, else ./var/catalog.db; not created when missing)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where the model runs (default: cpu)")
+    parser.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
+                        help="where the model runs (default: cpu)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -136,11 +137,13 @@ class _Service:
         self.args = args
 
     def __enter__(self) -> Any:
+        from embed.device import check_device
         from embed.search import SearchService, open_catalog_if_exists
         from index.config import resolve_setting
         from index.store import open_store
 
         spec = resolve_setting(self.args.model, ENV_MODEL, DEFAULT_MODEL)
+        check_device(self.args.device)  # before the store is opened or the model loads
         self.store = open_store(self.args.store, self.args.api_key)
         try:
             self.catalog = open_catalog_if_exists(self.args.db)
