@@ -17,6 +17,12 @@ PRETRAINED_SEPARATOR = ":"  # `ViT-B-16:openai` = open_clip built-in name + pret
 OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
 OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# How a weights file (`NAME:FILE`) starts: a torch.save zip archive, torch's legacy pickle (protocol 2,
+# then its magic number), or safetensors (a little-endian header length, then the JSON header's `{`).
+TORCH_ZIP_MAGIC = b"PK\x03\x04"
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+SAFETENSORS_HEADER_OFFSET = 8
+WEIGHTS_FORMS = "a .safetensors file or a torch.save file of a state dict"
 
 # Defaults of the build.
 DEFAULT_BATCH_SIZE = 64
