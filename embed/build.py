@@ -26,6 +26,7 @@ from embed.constants import (
     PREFETCH_FACTOR,
     TAXA_PER_CHUNK,
 )
+from embed.device import check_device
 from embed.models import LoadedModel, load_model, resolve_spec
 from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
 from index.records import ImageRecord, IngestSummary, Problem
@@ -122,15 +123,6 @@ def parse_progress(message: str) -> tuple[str, int, int, str] | None:
 def _report(progress: Progress | None, stage: str, done: int, total: int, unit: str) -> None:
     if progress is not None:
         progress(done / total if total else 1.0, progress_message(stage, done, total, unit))
-
-
-def check_device(device: str) -> None:
-    """A clear error for `cuda` on a machine without one, before anything is loaded."""
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
 
 
 def cpu_cores() -> int:

@@ -111,7 +111,7 @@ def build_command(args: argparse.Namespace) -> int:
 def status_command(args: argparse.Namespace) -> int:
     from embed.models import model_vector_name
     from embed.status import collect_status, format_status
-    from index.catalog import Catalog
+    from index.catalog import Catalog, CatalogError
     from index.schema import MEMORY_LOCATION
     from index.store import StoreError, canonical_location, open_store, resolve_store_location
 
@@ -129,6 +129,9 @@ def status_command(args: argparse.Namespace) -> int:
     try:
         with Catalog(args.db) as catalog:
             report = collect_status(catalog, store, model=model, store_error=store_error, location=location)
+    except CatalogError as e:
+        logger.error("status failed: %s", e)
+        return EXIT_FAILED
     finally:
         if store is not None:
             store.close()

@@ -19,14 +19,23 @@ OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 TRAINED_MODEL_FOLDER = "model"  # training's `<run>/model`: its vector name takes the run's name
 WEIGHTS_HASH_CHARS = 8  # hex digits of the weights' sha256 in a model folder's vector name
+# How a weights file (`NAME:FILE`) starts: a torch.save zip archive, torch's legacy pickle (protocol 2,
+# then its magic number), or safetensors (a little-endian header length, then the JSON header's `{`).
+TORCH_ZIP_MAGIC = b"PK\x03\x04"
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+SAFETENSORS_HEADER_OFFSET = 8
+WEIGHTS_FORMS = "a .safetensors file or a torch.save file of a state dict"
 
 # Defaults of the build.
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_TEXT_BATCH_SIZE = 256
 # Taxa encoded and written together: 81 template texts each, so ~10k strings per store write.
 TAXA_PER_CHUNK = 128
-DEFAULT_DEVICE = "cpu"
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
+CPU_DEVICE = "cpu"
+CUDA_DEVICE = "cuda"
+DEFAULT_DEVICE = CPU_DEVICE
+DEVICES: tuple[str, ...] = (CPU_DEVICE, CUDA_DEVICE)
+DEVICE_FORMS = "cpu, cuda or cuda:N"
 # DataLoader workers when --workers is not given (`embed.build.default_workers`): on CPU half the
 # cores decode and the other half run the model; with a GPU the model needs one core, so all but
 # two decode (SPEC §8: CPU decoding is the ceiling of a GPU build). Capped to bound memory.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +31,10 @@ from embed.constants import (
     RANDOM_INIT_SEED,
     TRAINED_MODEL_FOLDER,
     WEIGHTS_HASH_CHARS,
+    SAFETENSORS_HEADER_OFFSET,
+    TORCH_LEGACY_MAGIC,
+    TORCH_ZIP_MAGIC,
+    WEIGHTS_FORMS,
 )
 
 if TYPE_CHECKING:
@@ -217,17 +222,29 @@ def resolve_spec(spec: str) -> ResolvedSpec:
     if not pretrained:
         return ResolvedSpec(spec, kind, name)
     if Path(pretrained).expanduser().is_file():
+        _check_weights_file(Path(pretrained).expanduser(), spec)
         return ResolvedSpec(spec, kind, name, str(Path(pretrained).expanduser()))
     tags = open_clip.list_pretrained_tags_by_model(name)
     if pretrained not in tags:
         looks_like_path = "/" in pretrained or "." in pretrained
-        if looks_like_path:
-            raise FileNotFoundError(f"weights file {pretrained!r} of model spec {spec!r} not found")
         known = ", ".join(tags) if tags else "none"
+        if looks_like_path:
+            raise FileNotFoundError(f"weights file {pretrained!r} of model spec {spec!r} not found; expected "
+                                    f"{name}:FILE with {WEIGHTS_FORMS}, or {name}:TAG (known tags: {known})")
         raise ValueError(
             f"unknown pretrained tag {pretrained!r} for {name}; known tags: {known}, or give a weights file path"
         )
     return ResolvedSpec(spec, kind, name, pretrained)
+
+
+def _check_weights_file(path: Path, spec: str) -> None:
+    """Refuse a file that does not start as weights do, before open_clip unpickles it."""
+    with path.open("rb") as handle:
+        head = handle.read(len(TORCH_LEGACY_MAGIC))
+    is_torch = head.startswith(TORCH_ZIP_MAGIC) or head == TORCH_LEGACY_MAGIC
+    is_safetensors = path.suffix == ".safetensors" and head[SAFETENSORS_HEADER_OFFSET:].startswith(b"{")
+    if not (is_torch or is_safetensors):
+        raise ValueError(f"model spec {spec!r}: {str(path)!r} is not a weights file; expected {WEIGHTS_FORMS}")
 
 
 def _check_folder(folder: Path) -> None:
@@ -276,7 +293,12 @@ def load_model(spec: str, device: str = "cpu", weights: bool = True) -> LoadedMo
             )
         tokenizer = open_clip.get_tokenizer(resolved.open_clip_name)
         model_cfg = open_clip.get_model_config(resolved.open_clip_name)
-    except RuntimeError as e:
+    except (RuntimeError, pickle.UnpicklingError) as e:
+        if resolved.pretrained is not None and Path(resolved.pretrained).is_file():
+            reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise ValueError(f"model spec {spec!r}: the weights file {resolved.pretrained!r} does not load into "
+                             f"{resolved.open_clip_name} ({reason.rstrip('.:')}); expected {WEIGHTS_FORMS} "
+                             f"of that model") from None
         if resolved.kind == "hf-hub":
             raise ModelUnavailableError(
                 f"cannot load {spec} from the Hugging Face Hub ({e}). Without network access, copy the "

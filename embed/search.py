@@ -14,6 +14,7 @@ searches by a stored image need none. Nothing here imports streamlit.
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,7 @@ import numpy as np
 from embed.predict import (
     CLIP_LOGIT_SCALE, METHOD_SUM, Identification, ScoredTaxon, own_vectors, sum_species, validate_method,
 )
-from index.schema import IMAGES, SPECIES, TAXA
+from index.schema import IMAGES, LINEAGE, SPECIES, TAXA, TAXON
 from index.store import Hit, SearchFilter, StoreError, VectorStore
 from taxonomy import Lineage, Rank, parse_key
 
@@ -47,11 +48,17 @@ MAX_CANDIDATES = 5000
 EXACT_SEARCH_LIMIT = 20_000  # taxa of one rank scanned exactly below this count (probabilities stay exact)
 SAMPLE_LIMIT = 200
 ROOT_CACHE_LIMIT = 100_000  # image id -> collection root lookups kept
+CLADE_SUGGESTIONS = 5  # closest taxon keys named when a clade is not in the store
+CLADE_SIMILARITY = 0.6  # difflib's ratio below which a key is not suggested
 BUILD_HINT = "run `python -m embed build --model {spec}` first (or `python -m demo` for the demo collection)"
 
 
 class NotBuiltError(StoreError):
     """The store holds no vectors of this model: nothing to search yet."""
+
+
+class UnknownTaxonError(ValueError):
+    """A clade that is no taxon key of the store, nor the name of exactly one of its taxa."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +282,41 @@ class SearchService:
             ))
         options.sort(key=lambda o: (-o.n_images, o.name, o.key))
         return options
+
+    def resolve_clade(self, value: str) -> str:
+        """The taxon key `value` stands for: itself when the store holds that taxon, else the key of
+        the one taxon named so (`Aves` -> `Animalia/Chordata/Aves`, `Pica hudsonia` -> its key).
+
+        Raises:
+            UnknownTaxonError: no such taxon (the closest keys are suggested), or a name that several
+                taxa bear, such as genus Morus of the plants and of the gannets (their keys are listed).
+        """
+        value = value.strip()
+        collection = TAXA if self.store.count(TAXA) else IMAGES
+        if value and self.store.count(collection, SearchFilter(within=(value,))):
+            return value
+        names = self._taxon_names(collection)
+        named = sorted(key for key, name in names.items() if name == value) \
+            or sorted(key for key, name in names.items() if name.casefold() == value.casefold())
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise UnknownTaxonError(f"{value!r} names {len(named)} taxa: {', '.join(named)}; give one of these keys")
+        by_name: dict[str, list[str]] = {}
+        for key, name in names.items():
+            by_name.setdefault(name, []).append(key)
+        close = difflib.get_close_matches(value, [*names, *by_name], CLADE_SUGGESTIONS, CLADE_SIMILARITY)
+        suggested = list(dict.fromkeys(key for match in close for key in (by_name.get(match) or [match])))
+        hint = f"closest: {', '.join(suggested[:CLADE_SUGGESTIONS])}" if suggested else \
+            "expected a taxon key such as Animalia/Chordata/Aves, or the name of one taxon"
+        raise UnknownTaxonError(f"{value!r}: no such taxon in the store {self.store.location}; {hint}")
+
+    def _taxon_names(self, collection: str) -> dict[str, str]:
+        """Every taxon key of the store with its name (the last segment of the key for image lineages)."""
+        if collection == TAXA:
+            return {str(hit.payload[TAXON]): str(hit.payload.get("name") or hit.payload[TAXON].rsplit("/", 1)[-1])
+                    for hit in self.store.scroll(TAXA) if hit.payload.get(TAXON)}
+        return {key: key.rsplit("/", 1)[-1] for key in self.store.facet_counts(IMAGES, LINEAGE)}
 
     def facets(self, field: str, filter: SearchFilter | None = None) -> dict[str, int]:
         """Images per value of an indexed payload field (`split`, `source`, a rank), most first."""

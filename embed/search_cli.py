@@ -59,7 +59,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL",
                         help="catalog SQLAlchemy URL or SQLite file, for the images' folders "
                              "(default: $TOL_DB, else ./var/catalog.db; not created when missing)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda", help="where the model runs (default: cpu)")
+    parser.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
+                        help="where the model runs (default: cpu)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +122,23 @@ def _search_filter(args: argparse.Namespace, rank: str | None = None) -> Any:
                         source=getattr(args, "source", None))
 
 
+def _resolve_clades(service: Any, args: argparse.Namespace) -> None:
+    """Turn each --within/--exclude value into a taxon key of the store (a bare name of one taxon too)."""
+    from embed.search import UnknownTaxonError
+
+    for flag in ("within", "exclude"):
+        keys = []
+        for value in getattr(args, flag, []):
+            try:
+                key = service.resolve_clade(value)
+            except UnknownTaxonError as e:
+                raise UnknownTaxonError(f"--{flag} {e}") from None
+            if key != value:
+                logger.info("--%s %r is the taxon %s", flag, value, key)
+            keys.append(key)
+        setattr(args, flag, keys)
+
+
 def _load_file(path: str) -> Any:
     """A query image file, decoded like the collection's (EXIF orientation, RGB, bomb check)."""
     from index.images import open_image
@@ -136,11 +154,13 @@ class _Service:
         self.args = args
 
     def __enter__(self) -> Any:
+        from embed.device import check_device
         from embed.search import SearchService, open_catalog_if_exists
         from index.config import resolve_setting
         from index.store import open_store
 
         spec = resolve_setting(self.args.model, ENV_MODEL, DEFAULT_MODEL)
+        check_device(self.args.device)  # before the store is opened or the model loads
         self.store = open_store(self.args.store, self.args.api_key)
         try:
             self.catalog = open_catalog_if_exists(self.args.db)
@@ -170,6 +190,7 @@ def run_search(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     try:
         with _Service(args) as service:
             service.check_built(args.collection)  # before the model loads
+            _resolve_clades(service, args)
             image = _load_file(args.image) if args.image else None
             vector = service.text_vector(args.text) if image is None else service.image_vector(image)
             if args.collection == "taxa":
@@ -211,6 +232,7 @@ def run_predict(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     try:
         with _Service(args) as service:
             service.check_built("taxa")
+            _resolve_clades(service, args)
             search_filter = _search_filter(args) if args.within else None
             for file_name in args.images:
                 try:

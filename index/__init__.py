@@ -10,6 +10,8 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "Catalog": "index.catalog",
+    "CatalogError": "index.errors",
+    "CatalogLocationError": "index.config",
     "resolve_db_url": "index.config",
     "open_image": "index.images",
     "inspect_image": "index.images",

@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from index.config import resolve_db_url
+from index.config import CatalogLocationError, resolve_db_url
 from index.constants import (
-    IMAGE_GONE, IMAGE_PRESENT, INGEST_BATCH_SIZE, INGEST_WORKERS, MAX_STORED_FAILURES, QUERY_CHUNK,
-    RUN_END_STATUSES, RUN_INTERRUPTED, RUN_RUNNING, RUN_SILENT_AFTER_S,
+    DB_DRIVER_INSTALL, IMAGE_GONE, IMAGE_PRESENT, INGEST_BATCH_SIZE, INGEST_WORKERS, MAX_STORED_FAILURES,
+    QUERY_CHUNK, RUN_END_STATUSES, RUN_INTERRUPTED, RUN_RUNNING, RUN_SILENT_AFTER_S, SQLITE_HEADER,
 )
 from index.ingest import Progress, ingest_collection
 from index.errors import CatalogError
@@ -94,18 +94,44 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _prepare_sqlite_file(path: Path) -> None:
+    """Refuse a folder or a file of another kind before SQLite opens it (it fails on first use only),
+    and create the folder of a new file."""
+    if path.is_dir():
+        raise CatalogLocationError(str(path), "it is a folder, not an SQLite file")
+    if path.is_file():
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if header and header != SQLITE_HEADER:
+            raise CatalogLocationError(str(path), "it is not an SQLite database (it does not start with SQLite's header)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CatalogLocationError(str(path), f"its folder cannot be created ({e.strerror}: {e.filename})") from None
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; for an SQLite file, its folder is created first."""
+    """An engine for `url`; for an SQLite file, its folder is created first.
+
+    Raises:
+        CatalogLocationError: an SQLite path that is a folder or another kind of file, or a URL whose
+            driver is not installed (with the command that installs it).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url)
+        try:
+            return create_engine(url)
+        except ImportError as e:
+            install = DB_DRIVER_INSTALL.get(e.name or "", f"pip install {e.name}")
+            raise CatalogLocationError(parsed.render_as_string(hide_password=True),
+                               f"its driver {e.name!r} is not installed ({install})") from None
     database = parsed.database or ""
     if database in ("", ":memory:"):
         # One shared connection, or every session would see its own empty in-memory database.
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         if not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_file(Path(database).expanduser())
         engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -119,13 +145,19 @@ class Catalog:
     """The catalog at `url` (`--db` value); None means `$TOL_DB`, then `./var/catalog.db`.
 
     Raises:
-        sqlalchemy.exc.ArgumentError: `url` is not an SQLAlchemy URL.
+        CatalogLocationError (a CatalogError and ValueError): `url` is not a database URL or SQLite file, its driver is
+            missing, or the database cannot be opened; one line naming the value and what is accepted.
     """
 
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self._engine = make_engine(self.url)
-        upgrade(self._engine)
+        try:
+            upgrade(self._engine)
+        except DBAPIError as e:
+            self._engine.dispose()
+            reason = str(e.orig or e).strip().splitlines()[0]
+            raise CatalogLocationError(self._engine.url.render_as_string(hide_password=True), reason) from None
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
 
     def __repr__(self) -> str:

@@ -70,7 +70,7 @@ def format_stats(stats: CatalogStats) -> list[str]:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    from index.catalog import Catalog
+    from index.catalog import Catalog, CatalogError
     from index.readers import read_collection
 
     try:
@@ -84,6 +84,8 @@ def ingest(args: argparse.Namespace) -> int:
         with Catalog(args.db) as catalog:
             summary = catalog.ingest(collection, strict=args.strict, progress=bar,
                                      workers=args.workers or INGEST_WORKERS)
+    except CatalogError:
+        raise  # an unusable --db: `run` reports it
     except ValueError as e:  # InconsistentLineageError is one: its text lists the conflicts and rows
         return _error(str(e), EXIT_NOTHING_READ)
     finally:
@@ -107,10 +109,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"ingest": ingest, "s
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; an unusable `--db` is one line on stderr, exit 2."""
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from index.errors import CatalogError
 
     setup_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
-    except (ArgumentError, OperationalError) as e:
-        return _error(f"cannot open the catalog database: {e}", EXIT_USAGE)
+    except CatalogError as e:
+        return _error(str(e), EXIT_USAGE)

@@ -2,8 +2,20 @@
 from __future__ import annotations
 
 import os
+import re
 
-from index.constants import DB_ENV, DEFAULT_DB_PATH, SQLITE_PREFIX
+from index.constants import DB_ACCEPTED, DB_ENV, DB_URL_SCHEMES, DEFAULT_DB_PATH, SQLITE_PREFIX
+from index.errors import CatalogError
+
+_URL_TYPO = re.compile(rf"^(?:[A-Za-z][A-Za-z0-9.-]*(?:\+\w+)?:|(?:{'|'.join(DB_URL_SCHEMES)})(?:\+\w+)?//)")
+
+
+class CatalogLocationError(CatalogError, ValueError):
+    """A catalog location that cannot be used; the message names the value and what is accepted."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"cannot open the catalog database {value!r}: {reason}; expected {DB_ACCEPTED}")
+        self.value, self.reason = value, reason
 
 
 def resolve_setting(flag: str | None, env_var: str, default: str | None) -> str | None:
@@ -18,6 +30,26 @@ def resolve_db_url(flag: str | None = None) -> str:
     """The catalog's SQLAlchemy URL from `--db`, `$TOL_DB` or `./var/catalog.db`.
 
     A value without `://` is taken as the path of an SQLite file.
+
+    Raises:
+        CatalogLocationError: a value that is no SQLAlchemy URL, names an unknown database, or looks like a
+            URL without its `://` (rather than create an SQLite file by that name).
     """
     value = resolve_setting(flag, DB_ENV, f"{SQLITE_PREFIX}{DEFAULT_DB_PATH.as_posix()}")
-    return value if "://" in value else f"{SQLITE_PREFIX}{value}"
+    if "://" not in value:
+        if _URL_TYPO.match(value):
+            raise CatalogLocationError(value, f"a database URL needs '://' after its kind (./{value} names a file)")
+        return f"{SQLITE_PREFIX}{value}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise CatalogLocationError(value, "not an SQLAlchemy URL") from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise CatalogLocationError(url.render_as_string(hide_password=True),
+                           f"SQLAlchemy knows no database kind {url.drivername!r}") from None
+    return value

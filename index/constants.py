@@ -7,6 +7,14 @@ from pathlib import Path
 DB_ENV = "TOL_DB"
 DEFAULT_DB_PATH = Path("var") / "catalog.db"
 SQLITE_PREFIX = "sqlite:///"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every non-empty SQLite database file
+DB_ACCEPTED = ("an SQLite file path (created when missing) or an SQLAlchemy URL such as "
+               "sqlite:///var/catalog.db or postgresql+psycopg://USER:PASSWORD@HOST/DB")
+# A `--db` value without `://` is a file path, unless it starts like a URL of these databases
+# (`postgres//host/db`, `postgresql:/db`): a typo that would otherwise create a new SQLite file.
+DB_URL_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
+# How to install a database driver that pyproject lists as an optional dependency, by module name.
+DB_DRIVER_INSTALL: dict[str, str] = {"psycopg": "pip install 'tree-of-life-search[postgres]'"}
 
 # File suffixes read as images from folders (compared lower-case); catalogs may name any file.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(

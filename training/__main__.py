@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from training import eval_cli, params, shards
+from training.constants import EXIT_FAILED
 
 
 def create_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "train":
         from training.main import main as train
 
-        train(argv[1:])  # parsed again by params.parse_args, which validates and loads the run config
+        try:
+            train(argv[1:])  # parsed again by params.parse_args, which validates and loads the run config
+        except (ValueError, FileNotFoundError) as e:  # a refused checkpoint, a device that is not there, ...
+            print(f"python -m training train: error: {e}", file=sys.stderr)
+            raise SystemExit(EXIT_FAILED) from None
     elif args.command == "shards":
         from training.logger import setup_logging
 

@@ -64,11 +64,21 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
 LATEST_CHECKPOINT = "latest.pt"
 EPOCH_CHECKPOINT = "epoch_{epoch}.pt"
+# Checkpoints hold tensors and plain data only (loaded with weights_only=True); the format number
+# changes whenever their layout does, so that an older file is refused rather than misread.
+CHECKPOINT_FORMAT_KEY = "format"
+CHECKPOINT_FORMAT = 2
+TORCH_FILE_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+CHECKPOINT_KEYS: tuple[str, ...] = (
+    "model", "optimizer", "step", "epoch", "step_in_epoch", "steps_per_epoch", "world_size", "rng", "config",
+)
 MODEL_DIR = "model"
 CONFIG_FILE = "config.json"
 LOG_COLUMNS: tuple[str, ...] = (
     "step", "epoch", "loss", "lr", "text_type", "logit_scale", "samples_per_s", "memory_mb",
 )
+
+EXIT_FAILED = 1  # a command that could not run: one line on stderr says why
 
 # For a short run the warm-up may not exceed this fraction of all steps (BioCLIP's 1,000 steps
 # are 0.3 % of its 300k; a 60-step demo would otherwise never leave the warm-up).

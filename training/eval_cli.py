@@ -160,12 +160,14 @@ def evaluate_models(config: EvalConfig) -> list[ModelEvaluation]:
     """Load each model in turn, embed the collection, and measure it."""
     import torch
 
+    from embed.device import check_device
     from embed.encoder import Encoder
     from embed.models import load_model
     from training.data import read_split
     from training.evaluate import embed_collection, evaluate_embeddings
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    check_device(device)
     root, entries = read_split(config.catalog, config.images, config.split)
     truth = [entry.lineage for entry in entries]
     candidates = read_classes(config.classes) if config.classes else None
