@@ -112,7 +112,7 @@ def train_model(options: ChainOptions, paths: ChainPaths) -> None:
 
     result = train(argv[3:])
     shutil.rmtree(paths.model, ignore_errors=True)
-    shutil.copytree(result.model_dir, paths.model)  # the folder's name is the model's vector name
+    shutil.copytree(result.model_dir, paths.model)  # the folder's name starts the model's vector name
     _write_settings(paths.model, settings)
 
 

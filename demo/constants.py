@@ -176,7 +176,7 @@ EYE_PUPIL = (20, 20, 24)
 
 # --- the whole chain (`python -m demo`) -----------------------------------------------------------------
 DEFAULT_WORKDIR = "var"
-DEMO_MODEL_NAME = "demo"  # the model folder's name, hence the Qdrant vector name
+DEMO_MODEL_NAME = "demo"  # the model folder's name, hence the Qdrant vector name's start (`demo-<sha256>`)
 DEMO_TRAIN_CONFIG = "demo"  # training/configs/demo.json
 UI_SCRIPT = "ui/app.py"
 DEFAULT_UI_PORT = 8501
