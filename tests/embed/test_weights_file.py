@@ -11,18 +11,9 @@ import torch
 
 from embed.constants import WEIGHTS_FORMS
 from embed.models import load_model, resolve_spec
+from tests.planted import Planted
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class _Planted:
-    """Unpickling this calls `open(marker, "w")`: the file appears only if the weights file's code ran."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return open, (str(self.marker), "w")
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -31,7 +22,7 @@ def _files(folder: Path) -> dict[str, Path]:
     raw_pickle = folder / "raw.pt"
     raw_pickle.write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.")  # pickle.dumps(1)
     planted = folder / "planted.pt"
-    torch.save({"visual.proj": _Planted(folder / "planted-code-ran")}, planted)
+    torch.save({"visual.proj": Planted(folder / "planted-code-ran")}, planted)
     foreign = folder / "foreign.pt"
     torch.save({"weight": torch.ones(2)}, foreign)
     return {"text": text, "raw pickle": raw_pickle, "planted": planted, "foreign": foreign}

@@ -13,18 +13,9 @@ import torch
 
 from training.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.constants import CHECKPOINT_KEYS
+from tests.planted import Planted
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class _Planted:
-    """Unpickling this calls `open(marker, "w")`: the file appears only if the checkpoint's code ran."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return open, (str(self.marker), "w")
 
 
 def _state(**changes: object) -> dict[str, object]:
@@ -78,7 +69,7 @@ def test_resume_from_a_planted_checkpoint_is_refused_and_runs_nothing(tiny_colle
     out, marker = tmp_path / "run", tmp_path / "planted-code-ran"
     latest = out / "checkpoints" / "latest.pt"
     latest.parent.mkdir(parents=True)
-    torch.save({**_state(), "model": _Planted(marker)}, latest)
+    torch.save({**_state(), "model": Planted(marker)}, latest)
     planted = latest.read_bytes()
     done = subprocess.run(
         [sys.executable, "-m", "training", "train", "--catalog", str(catalog), "--images", str(images),
