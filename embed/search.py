@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from embed.query_taxon import NamedTaxon, QueryReading, read_query
 from embed.predict import (
     CLIP_LOGIT_SCALE, METHOD_SUM, Identification, ScoredTaxon, own_vectors, sum_species, validate_method,
 )
@@ -50,6 +51,10 @@ SAMPLE_LIMIT = 200
 ROOT_CACHE_LIMIT = 100_000  # image id -> collection root lookups kept
 CLADE_SUGGESTIONS = 5  # closest taxon keys named when a clade is not in the store
 CLADE_SIMILARITY = 0.6  # difflib's ratio below which a key is not suggested
+# A text that names no taxon is "weak" when its best image scores below this percentile of the best
+# scores that real species names of the store reach when typed (sampled once per service).
+WEAK_PERCENTILE = 5
+WEAK_SAMPLE = 48
 BUILD_HINT = "run `python -m embed build --model {spec}` first (or `python -m demo` for the demo collection)"
 
 
@@ -128,6 +133,22 @@ class TaxonOption:
 
 
 @dataclass(frozen=True)
+class TextSearch:
+    """A text search: how the text was read, which taxon's vector it searched with, and the images."""
+
+    reading: QueryReading
+    taxon: NamedTaxon | None  # the taxon searched with; None when the text names none (embedded as typed)
+    hits: list[SearchHit]
+    weak: bool = False  # the best image scores below what real names reach in this store
+
+    def inside(self) -> list[SearchHit]:
+        """The hits labelled inside the taxon searched with."""
+        if self.taxon is None:
+            return []
+        return [hit for hit in self.hits if hit.taxon == self.taxon.key or hit.taxon.startswith(self.taxon.key + "/")]
+
+
+@dataclass(frozen=True)
 class StoreCounts:
     """What the store holds for one model."""
 
@@ -194,6 +215,7 @@ class SearchService:
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()  # the UI calls from several sessions' threads
         self._roots: dict[str, str] = {}
+        self._weak_score: float | None = None
 
     # --- the model, loaded on first use ----------------------------------------------------------
 
@@ -376,8 +398,56 @@ class SearchService:
 
     def text_to_images(self, text: str, k: int = DEFAULT_K, filter: SearchFilter | None = None,
                        per_species: int | None = None) -> list[SearchHit]:
+        """The images nearest to a text embedded as typed (see `describe` for names read as taxa)."""
         self.check_built(IMAGES)
         return self.search_images(self.text_vector(text), k, filter, per_species)
+
+    def read(self, text: str) -> QueryReading:
+        """The taxa of the store that `text` names (`embed.query_taxon`)."""
+        return read_query(self.store, text)
+
+    def taxon_vector(self, taxon: NamedTaxon) -> np.ndarray:
+        """The taxon's vector as stored (its text, template-averaged as the build does); encoded so when missing."""
+        hits = self.store.retrieve(TAXA, [taxon.point_id], self.vector_name) if self.is_built(TAXA) else []
+        if hits and hits[0].vector is not None:
+            return hits[0].vector
+        from taxonomy.taxon import Taxon
+
+        return self.encoder.encode_taxa([Taxon(taxon.lineage, taxon.rank)])[0]
+
+    def describe(self, text: str, k: int = DEFAULT_K, filter: SearchFilter | None = None,
+                 per_species: int | None = None, taxon: str | None = None) -> TextSearch:
+        """Images for a text: searched with the vector of the taxon it names, else with the text as typed.
+
+        `taxon` picks one key of an ambiguous reading (genus Morus: the plant or the bird); by default
+        the one with the most images. A text that names nothing is flagged `weak` when its best image
+        scores below what real names reach in this store.
+        """
+        self.check_built(IMAGES)
+        reading = self.read(text)
+        chosen = next((t for t in reading.taxa if t.key == taxon), reading.taxa[0] if reading.taxa else None)
+        if chosen is not None:
+            hits = self.search_images(self.taxon_vector(chosen), k, filter, per_species)
+            return TextSearch(reading, chosen, hits)
+        hits = self.search_images(self.text_vector(text), k, filter, per_species)
+        weak = bool(hits) and (hits[0].score or 0.0) < self.weak_score()
+        return TextSearch(reading, None, hits, weak)
+
+    def weak_score(self) -> float:
+        """The best-image score under which a text is a weak match: a low percentile of what real species
+        names of this store reach, typed as they are (sampled once; -1 when the store has no species)."""
+        if self._weak_score is None:
+            names = [str(hit.payload.get("name") or "") for hit in
+                     self.store.scroll(TAXA, SearchFilter(rank=Rank.SPECIES), limit=WEAK_SAMPLE)]
+            names = [name for name in names if name]
+            if not names or not self.is_built(IMAGES):
+                self._weak_score = -1.0
+            else:
+                vectors = self.encoder.encode_texts(names)
+                best = [hits[0].score for hits in self.store.search_batch(IMAGES, self.vector_name, vectors, 1)
+                        if hits and hits[0].score is not None]
+                self._weak_score = float(np.percentile(best, WEAK_PERCENTILE)) if best else -1.0
+        return self._weak_score
 
     def image_to_images(self, query: str | Image.Image, k: int = DEFAULT_K, filter: SearchFilter | None = None,
                         per_species: int | None = None) -> list[SearchHit]:

@@ -91,6 +91,11 @@ def add_search_parsers(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--k", type=_positive_int, default=DEFAULT_SEARCH_K, metavar="N",
                         help=f"results (default: {DEFAULT_SEARCH_K})")
     search.add_argument("--format", choices=SEARCH_FORMATS, default="table", help="output format")
+    search.add_argument("--as-typed", action="store_true",
+                        help="images: embed the text as typed, even when it names a taxon (by default a "
+                             "taxon name, scientific or common, searches with that taxon's own vector)")
+    search.add_argument("--taxon", metavar="KEY",
+                        help="images: which taxon an ambiguous name means (the keys are listed when it is)")
     _add_common(search)
 
     predict = subparsers.add_parser(
@@ -192,11 +197,17 @@ def run_search(args: argparse.Namespace, out: IO[str] | None = None) -> int:
             service.check_built(args.collection)  # before the model loads
             _resolve_clades(service, args)
             image = _load_file(args.image) if args.image else None
-            vector = service.text_vector(args.text) if image is None else service.image_vector(image)
-            if args.collection == "taxa":
-                hits = service.search_taxa(vector, args.k, args.rank, _search_filter(args))
+            if args.collection == "images" and image is None and not args.as_typed:
+                found = service.describe(args.text, args.k, _search_filter(args, args.rank), args.per_species,
+                                         taxon=args.taxon)
+                _say_what_was_understood(found)
+                hits = found.hits
             else:
-                hits = service.search_images(vector, args.k, _search_filter(args, args.rank), args.per_species)
+                vector = service.text_vector(args.text) if image is None else service.image_vector(image)
+                if args.collection == "taxa":
+                    hits = service.search_taxa(vector, args.k, args.rank, _search_filter(args))
+                else:
+                    hits = service.search_images(vector, args.k, _search_filter(args, args.rank), args.per_species)
     except _expected_errors() as e:
         logger.error("search failed: %s", e.args[0] if isinstance(e, KeyError) and e.args else e)
         return EXIT_FAILED
@@ -212,6 +223,20 @@ def run_search(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     if not hits:
         logger.warning("no results%s", " inside the filter" if args.within or args.exclude else "")
     return EXIT_OK
+
+
+def _say_what_was_understood(found: Any) -> None:
+    """On stderr: the taxon a text was read as, the other meanings of an ambiguous name, a weak match."""
+    reading, taxon = found.reading, found.taxon
+    if taxon is not None:
+        logger.info("searching %s (its own vector; --as-typed embeds the words instead)", taxon.describe())
+        others = [t for t in reading.taxa if t.key != taxon.key]
+        for other in others:
+            logger.info("%r also names %s: --taxon %s", reading.text, other.describe(), other.key)
+        logger.info("only images labelled inside it: add --within %s", taxon.key)
+    elif found.weak:
+        logger.warning("%r names no taxon of the store and its best match is weak (below what real names "
+                       "reach here): these results are likely unrelated", reading.text)
 
 
 def _search_row(hit: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from index.schema import LINEAGE, RANK, SOURCE, SPLIT
+from index.schema import LINEAGE, RANK, SOURCE, SPLIT, check_keyword_field
 from taxonomy import Rank
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class SearchFilter:
     exclude: clade keys; a point matches only when its `lineage` contains NONE of them.
     rank: payload `rank` equals this rank's label (the taxa of one rank, or images labelled to it).
     split, source: payload equality.
+    match: (field, value) pairs of indexed keyword fields that must hold, e.g. (("genus", "Pinus"),).
     """
 
     within: tuple[str, ...] = ()
@@ -45,6 +46,7 @@ class SearchFilter:
     rank: Rank | None = None
     split: str | None = None
     source: str | None = None
+    match: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "within", _keys(self.within, "within"))
@@ -55,10 +57,15 @@ class SearchFilter:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"SearchFilter.{name}: expected a non-empty string or None, got {value!r}")
+        object.__setattr__(self, "match", tuple(self.match))
+        for pair in self.match:
+            if len(pair) != 2 or not all(isinstance(part, str) and part for part in pair):
+                raise ValueError(f"SearchFilter.match: expected (field, value) pairs of strings, got {pair!r}")
+            check_keyword_field(pair[0], "SearchFilter.match field")
 
     @property
     def is_empty(self) -> bool:
-        return not (self.within or self.exclude or self.rank is not None or self.split or self.source)
+        return not (self.within or self.exclude or self.rank is not None or self.split or self.source or self.match)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ def filter_spec(
             must.append((SPLIT, (search_filter.split,)))
         if search_filter.source:
             must.append((SOURCE, (search_filter.source,)))
+        must.extend((name, (value,)) for name, value in search_filter.match)
     must.extend((name, (value,)) for name, value in also)
     must_not.extend((name, tuple(values)) for name, values in none_of if values)
     if not must and not must_not and ids is None and has_vector is None and has_field is None:
