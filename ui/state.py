@@ -43,6 +43,7 @@ PER_SPECIES = "per_species"
 SPLIT = "split"
 SOURCE_FILTER = "source_filter"
 CLADE_PREFIX = "clade_"
+MEANING_PREFIX = "query_taxon:"  # + the text: the taxon an ambiguous name is read as
 
 # The clade filter cascades from kingdom to genus; a species is picked from the results instead.
 CLADE_RANKS: tuple[Rank, ...] = tuple(rank for rank in Rank if rank < Rank.SPECIES)
@@ -55,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: None,
     SOURCE_FILTER: None,
 }
+
+
+def meaning_key(text: str) -> str:
+    """The widget key of the choice among the taxa an ambiguous `text` names (one per text)."""
+    return MEANING_PREFIX + text
 
 
 def clade_key(rank: Rank) -> str:

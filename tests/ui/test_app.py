@@ -259,3 +259,29 @@ def test_a_shard_missing_an_index_costs_its_filter_not_the_app(built_index, tmp_
     assert any("No split filter" in c.value and "no keyword index on 'split'" in c.value for c in at.sidebar.caption)
     search(at)
     assert len(at.image) == state.DEFAULT_K
+
+
+def test_a_genus_name_is_searched_as_that_genus_with_one_click_to_its_images(app, ui_env):
+    with Catalog(ui_env.db) as catalog:
+        genus = max(catalog.taxa(Rank.GENUS), key=lambda t: (t.n_images, t.key))
+    search(app, genus.name.lower())
+    said = " ".join(m.value for m in app.markdown)
+    assert f"Searching **genus *{genus.name}***" in said and "with its own vector" in said
+    button = app.button(key="narrow_to_taxon")
+    assert button.label == f"Only images inside {genus.name}"
+    button.click()
+    run(app)
+    assert state.selected_clade(app.session_state) == genus.key
+    shown = [lineage for image_id, lineage in lineages(ui_env).items() if image_id in set(result_ids(app))]
+    assert shown and all(lineage.genus == genus.name for lineage in shown)
+
+
+def test_text_that_names_nothing_and_matches_weakly_gets_a_note(app):
+    search(app, "qwzxv")
+    found_weak = any("names no taxon here" in w.value for w in app.warning)
+    # The note follows the service's own verdict on the same text.
+    from embed.search import SearchService
+    from ui.services import UiConfig, service_or_error
+
+    service, _ = service_or_error(UiConfig.from_env())
+    assert found_weak == service.describe("qwzxv").weak

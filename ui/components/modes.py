@@ -11,8 +11,9 @@ from embed.models import ModelUnavailableError
 from embed.search import SearchService
 from index.store import StoreError
 from ui.components.filters import QueryOptions
+from ui import state
 from ui.components.identify import render_identification, render_top
-from ui.components.query import render_image_query, render_text_query
+from ui.components.query import render_image_query, render_reading, render_text_query
 from ui.components.results import render_results, render_summary, render_taxa
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,12 @@ def render_describe(service: SearchService, options: QueryOptions) -> None:
     if text is None:
         st.caption("Type a description or a name, or pick one of the examples.")
         return
-    hits = _attempt("Searching", lambda: service.text_to_images(text, options.k, options.filter, options.per_species))
+    chosen = st.session_state.get(state.meaning_key(text))
+    found = _attempt("Searching", lambda: service.describe(text, options.k, options.filter, options.per_species,
+                                                           taxon=chosen))
+    hits = found.hits if found is not None else None
+    if found is not None:
+        render_reading(found, text)
     taxa = _attempt("Matching taxa", lambda: service.text_to_taxa(text, 5, options.rank, options.filter))
     main, side = st.columns(SIDE_RATIO, gap="large")
     with main:

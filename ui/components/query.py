@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from embed.search import SearchService
+from embed.search import SearchService, TextSearch
 from index.store import SearchFilter
 from ui import state
 from ui.services import thumbnail
@@ -62,6 +62,32 @@ def render_text_query(service: SearchService) -> str | None:
         by_text = {t: label for label, t in offered.items()}
         st.pills("Try", list(by_text), key=state.EXAMPLE, format_func=by_text.get, on_change=_on_example)
     return text.strip() or None
+
+
+def render_reading(found: TextSearch, text: str) -> None:
+    """What the text was read as: the taxon searched with (a choice when the name is ambiguous), one click
+    to keep only the images labelled inside it; or a note that a text naming nothing matched weakly."""
+    taxon, reading = found.taxon, found.reading
+    if taxon is None:
+        if found.weak:
+            st.warning(f"“{reading.text}” names no taxon here, and nothing in the store matches it well: "
+                       "these results are likely unrelated.", icon=":material/help:")
+        return
+    understood, narrow = st.columns((4, 1.4), vertical_alignment="center")
+    with understood:
+        if reading.is_ambiguous:
+            keys = [t.key for t in reading.taxa]
+            by_key = {t.key: t for t in reading.taxa}
+            st.radio(f"“{reading.text}” names {len(keys)} taxa; searching", keys, key=state.meaning_key(text),
+                     index=keys.index(taxon.key), format_func=lambda k: by_key[k].describe(), horizontal=False)
+        else:
+            st.markdown(f"Searching **{taxon.rank.label} *{taxon.name}***"
+                        + (f" ({taxon.common_name})" if taxon.common_name else "")
+                        + f" with its own vector · {' › '.join(n for n in taxon.key.split('/')[:-1] if n)}")
+    with narrow:
+        st.button(f"Only images inside {taxon.name}", icon=":material/filter_alt:", key="narrow_to_taxon",
+                  on_click=state.set_clade, args=(st.session_state, taxon.key),
+                  help="Keep only the images labelled inside this taxon (the clade filter)")
 
 
 def _picker(service: SearchService, search_filter: SearchFilter | None) -> ImageQuery | None:
