@@ -280,3 +280,24 @@ def trust_row(file_name: str, prediction: TaxonPrediction | None) -> dict[str, o
     row[RANK_COLUMN] = prediction.rank.label
     row[SCORE_COLUMN] = prediction.score
     return row
+
+
+def label_columns() -> list[str]:
+    """`--cls` and `--bins` header, pybioclip's: `file_name, classification, score`."""
+    return [FILE_NAME_COLUMN, CLASSIFICATION_COLUMN, SCORE_COLUMN]
+
+
+def label_rows(file_name: str, logits: np.ndarray, labels: Sequence[str], k: int,
+               bins: dict[str, str] | None = None) -> list[dict[str, object]]:
+    """pybioclip's custom-label rows for one image: a softmax over `labels`, then the top `k`
+    labels, or with `bins` (label -> bin) the top `k` bins by summed probability."""
+    probs = softmax(logits, 1.0)
+    if bins is None:
+        scores: dict[str, float] = {label: float(p) for label, p in zip(labels, probs, strict=True)}
+    else:
+        scores = defaultdict(float)
+        for label, p in zip(labels, probs, strict=True):
+            scores[bins[label]] += float(p)
+    # sorted() is stable: equal scores keep the order of the labels (or of the bins' first labels)
+    best = sorted(scores, key=lambda name: -scores[name])[:k]
+    return [{FILE_NAME_COLUMN: file_name, CLASSIFICATION_COLUMN: name, SCORE_COLUMN: scores[name]} for name in best]

@@ -184,3 +184,18 @@ def test_unknown_method_names_the_allowed_ones():
     with pytest.raises(ValueError, match="sum, taxa"):
         validate_method("argmax")
     assert METHODS == ("sum", "taxa")
+
+
+def test_trusted_is_the_deepest_entry_of_the_best_guess_that_reaches_p():
+    from embed.predict import trust_row
+
+    found = sum_species(species((PICA, 0.3), (CYANOCITTA, 0.3), (MORUS, 0.4)), logit_scale=1.0)
+    assert found.trusted(0.5).name == "Corvidae" and found.trusted(0.5).score == pytest.approx(0.6)
+    assert found.trusted(0.7).name == "Aves"
+    assert found.trusted(0.3).name == "Cyanocitta cristata"
+    assert found.trusted(0.5, Rank.ORDER).name == "Passeriformes"
+    row = trust_row("a.jpg", found.trusted(0.5))
+    assert row["family"] == "Corvidae" and row["genus"] == row["species"] == row["common_name"] == ""
+    assert (row["rank"], row["score"]) == ("family", pytest.approx(0.6))
+    split = sum_species(species((PICA, 0.5), (MULBERRY, 0.5)), logit_scale=1.0)
+    assert split.trusted(0.9) is None and trust_row("b.jpg", None)["rank"] == ""
