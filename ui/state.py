@@ -42,6 +42,7 @@ K = "k"
 PER_SPECIES = "per_species"
 SPLIT = "split"
 SOURCE_FILTER = "source_filter"
+CANDIDATE_SETS = "candidate_sets"  # identify against these sets of taxa; [] for every taxon
 CLADE_PREFIX = "clade_"
 
 # The clade filter cascades from kingdom to genus; a species is picked from the results instead.
@@ -53,7 +54,7 @@ DEFAULT_RANK = Rank.SPECIES.label
 DEFAULTS: dict[str, Any] = {
     MODE: DESCRIBE, TEXT: "", EXAMPLE: None, SOURCE: FROM_COLLECTION, PICKED: None, EXCLUDE: False,
     RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: None,
-    SOURCE_FILTER: None,
+    SOURCE_FILTER: None, CANDIDATE_SETS: [],
 }
 
 
@@ -111,6 +112,13 @@ def identify_this(state: MutableMapping[str, Any], image_id: str) -> None:
     state[MODE] = IDENTIFY
     state[SOURCE] = FROM_COLLECTION
     state[PICKED] = image_id
+
+
+def every_candidate(state: MutableMapping[str, Any]) -> None:
+    """Identify against every taxon again: no clade filter, every candidate set."""
+    set_clade(state, None)
+    state[EXCLUDE] = False
+    state[CANDIDATE_SETS] = []
 
 
 def use_example(state: MutableMapping[str, Any], text: str | None) -> None:
