@@ -197,13 +197,14 @@ class Candidates:
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         """The probability of every tree node for one image's `logits` (one per vector row)."""
-        logits = np.asarray(logits, dtype=np.float64)
         if self.method == METHOD_SUM:
+            # exp in float32 (the logits are float32 already), sums in float64
+            weights = np.exp(np.asarray(logits, dtype=np.float32) - np.float32(np.max(logits)))
             mass = np.zeros(len(self.tree), dtype=np.float64)
-            top = logits.max()
-            weights = np.exp(logits - top)
-            mass[self.rows] = weights / weights.sum()
+            mass[self.rows] = weights
+            mass /= weights.sum(dtype=np.float64)
             return self.tree.add_up(mass)
+        logits = np.asarray(logits, dtype=np.float64)
         full = np.empty(len(self.tree), dtype=np.float64)
         full[self.rows] = logits
         return self.tree.conditional(full)
@@ -211,7 +212,10 @@ class Candidates:
     def logits(self, queries: np.ndarray, logit_scale: float) -> np.ndarray:
         """`logit_scale * cosine` of each query with each candidate, one matrix product: (B, m)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        return (queries @ self.vectors.T) * np.float32(logit_scale)
+        # (m, d) @ (d, B): for one query BLAS runs a matrix-vector product, faster than a 1-row GEMM
+        logits = (self.vectors @ queries.T).T
+        logits *= np.float32(logit_scale)
+        return logits
 
     def best_path(self, scores: np.ndarray) -> list[int]:
         """From the root down, the most probable child of the last node chosen (ties: smallest key)."""
@@ -233,7 +237,7 @@ class Candidates:
         if len(values) == 0:
             return []
         if len(values) > k:
-            chosen = np.argpartition(-values, k - 1)[:k]
+            chosen = np.argpartition(values, len(values) - k)[len(values) - k:]
         else:
             chosen = np.arange(len(values))
         chosen = chosen[np.lexsort((chosen, -values[chosen]))]
