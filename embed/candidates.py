@@ -63,6 +63,8 @@ class TaxonTree:
         common_names = common_names if common_names is not None else [""] * len(keys)
         given: dict[str, str] = {}
         for key, common in zip(keys, common_names, strict=True):
+            if key.count(KEY_SEPARATOR) >= len(Rank):
+                raise ValueError(f"taxon key {key!r} has more than {len(Rank)} ranks (a '/' inside a name?)")
             if key:
                 given.setdefault(key, common or "")
         present: set[str] = set(given)
