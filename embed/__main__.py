@@ -22,7 +22,7 @@ from embed.constants import (
     ENV_MODEL,
     ENV_STORE,
 )
-from embed.search_cli import add_search_parsers
+from embed.search_cli import add_search_parsers, validate_predict
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.command == "build":
         args.model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
         _validate_build(parser, args)
+    elif args.command == "predict":
+        validate_predict(parser, args)
     return args
 
 

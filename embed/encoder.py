@@ -14,6 +14,7 @@ import numpy as np
 from embed.constants import DEFAULT_TEXT_BATCH_SIZE
 from embed.models import LoadedModel
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, Lineage, template_texts, validate_text_type
+from taxonomy.text import label_texts
 from taxonomy.taxon import Taxon
 
 if TYPE_CHECKING:
@@ -93,7 +94,15 @@ class Encoder:
         A `Taxon` is named at its own rank, so a genus gets its truncated taxonomic string.
         """
         validate_text_type(text_type)
-        groups = [template_texts(item.lineage if isinstance(item, Taxon) else item, text_type) for item in taxa]
+        return self._averaged([template_texts(item.lineage if isinstance(item, Taxon) else item, text_type)
+                               for item in taxa])
+
+    def encode_labels(self, labels: Sequence[str]) -> np.ndarray:
+        """Zero-shot vectors of free labels (pybioclip's --cls), averaged over the same templates."""
+        return self._averaged([label_texts(label) for label in labels])
+
+    def _averaged(self, groups: list[list[str]]) -> np.ndarray:
+        """Each group's texts encoded, normalised, averaged and re-normalised."""
         flat = [text for group in groups for text in group]
         vectors = self.encode_texts(flat)
         out = np.zeros((len(groups), self.dim), dtype=np.float32)

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embed.query_taxon import NamedTaxon, QueryReading, read_query
-from embed.predict import (
-    CLIP_LOGIT_SCALE, METHOD_SUM, Identification, ScoredTaxon, own_vectors, sum_species, validate_method,
-)
-from index.schema import IMAGES, LINEAGE, SPECIES, TAXA, TAXON
+from embed.candidates import Candidates
+from embed.predict import CLIP_LOGIT_SCALE, METHOD_SUM, Identification, identify_vectors, validate_method
+from embed.predict_inputs import Subset
+from index.schema import CATALOG_SOURCE, IMAGES, LINEAGE, SOURCES, SPECIES, TAXA, TAXON
 from index.store import Hit, SearchFilter, StoreError, VectorStore
 from taxonomy import Lineage, Rank, parse_key
 
@@ -43,10 +43,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_K = 12
 DEFAULT_TAXA_K = 5
-# Taxa scored per rank for probabilities: every taxon of a collection up to this many, the most
-# similar ones beyond it (their softmax mass is what matters; the rest carries ~0 at scale 100).
-MAX_CANDIDATES = 5000
-EXACT_SEARCH_LIMIT = 20_000  # taxa of one rank scanned exactly below this count (probabilities stay exact)
+RETRIEVE_CHUNK = 2048  # candidate vectors read from the store per request
+CANDIDATE_CACHE_ENTRIES = 8  # candidate sets (filter x sets x subset x method) kept in memory
+ALL_SETS = "all"
+REFERENCE_HINT = (
+    "add a reference set with `python -m embed taxa --ncbi CLADE` (or --checklist CSV, --tol-embeddings DIR), "
+    "or build a labelled collection with `python -m embed build --catalog CSV --images DIR`"
+)
 SAMPLE_LIMIT = 200
 ROOT_CACHE_LIMIT = 100_000  # image id -> collection root lookups kept
 CLADE_SUGGESTIONS = 5  # closest taxon keys named when a clade is not in the store
@@ -64,6 +67,10 @@ class NotBuiltError(StoreError):
 
 class UnknownTaxonError(ValueError):
     """A clade that is no taxon key of the store, nor the name of exactly one of its taxa."""
+
+
+class NoCandidatesError(ValueError):
+    """Identification has no taxon to compare with (an empty store, set, clade or subset)."""
 
 
 @dataclass(frozen=True)
@@ -172,12 +179,6 @@ def _rank_of(payload: dict[str, Any]) -> Rank | None:
     return Rank.parse(label) if label else None
 
 
-def _scored(hit: Hit) -> ScoredTaxon:
-    rank = _rank_of(hit.payload)
-    assert rank is not None, "a taxon point always has a rank"
-    return ScoredTaxon(lineage_of(hit.payload), rank, float(hit.score or 0.0))
-
-
 class SearchService:
     """Searches one model's vectors in a store; the catalog (optional) gives images their root folder.
 
@@ -216,6 +217,7 @@ class SearchService:
         self._lock = threading.Lock()  # the UI calls from several sessions' threads
         self._roots: dict[str, str] = {}
         self._weak_score: float | None = None
+        self._candidates: dict[tuple[Any, ...], Candidates] = {}
 
     # --- the model, loaded on first use ----------------------------------------------------------
 
@@ -461,39 +463,141 @@ class SearchService:
         self.check_built(TAXA)
         return self.search_taxa(self.text_vector(text), k, rank, filter)
 
+    def candidate_sets(self) -> dict[str, int]:
+        """The candidate sets of the store (`catalog`, reference sets) with their species, most first."""
+        if not self.is_built(TAXA):
+            return {}
+        return self.store.facet_counts(TAXA, SOURCES, SearchFilter(rank=Rank.SPECIES))
+
+    def check_sets(self, sets: Sequence[str]) -> tuple[str, ...]:
+        """`sets` as a filter value: () for every taxon (`all`, or nothing chosen), else the names,
+        each checked against the store's sets (the error lists them)."""
+        sets = tuple(dict.fromkeys(s.strip() for s in sets if s and s.strip()))
+        if not sets or sets == (ALL_SETS,):
+            return ()
+        if ALL_SETS in sets:
+            raise ValueError(f"candidate sets {', '.join(sets)}: `{ALL_SETS}` already means every set; give it alone")
+        have = self.candidate_sets()
+        unknown = [s for s in sets if s not in have]
+        if unknown:
+            listed = ", ".join(f"{name} ({n} species)" for name, n in have.items()) or "none"
+            raise NoCandidatesError(
+                f"no candidate set {', '.join(map(repr, unknown))} in the store {self.store.location} "
+                f"(sets there: {listed}); " + REFERENCE_HINT
+            )
+        return sets
+
+    def candidates(
+        self, method: str = METHOD_SUM, filter: SearchFilter | None = None, sets: Sequence[str] = (),
+        subset: Subset | None = None,
+    ) -> Candidates:
+        """The candidate taxa with their vectors, loaded from the store once and kept in memory.
+
+        Args:
+            method: `sum` loads the species, `taxa` the taxa of every rank.
+            filter: its clade part (within / exclude) restricts the candidates.
+            sets: candidate sets (`catalog`, reference set names); () for every taxon of the store.
+            subset: pybioclip's --subset (species restricted by a rank's names).
+
+        Raises:
+            NoCandidatesError: nothing to compare with, with how to add a reference set.
+        """
+        validate_method(method)
+        self.check_built(TAXA)
+        sets = self.check_sets(sets)
+        base = _taxa_filter(filter, Rank.SPECIES if method == METHOD_SUM else None) or SearchFilter()
+        search_filter = SearchFilter(within=base.within, exclude=base.exclude, rank=base.rank, sources=sets)
+        # The count is the cache's stamp: a build or an `embed taxa` run since changes it.
+        stamp = self.store.count(TAXA, search_filter, vector=self.vector_name)
+        cache_key = (method, search_filter, subset, stamp)
+        with self._lock:
+            cached = self._candidates.get(cache_key)
+        if cached is not None:
+            return cached
+        keys, commons, vectors = self._load_candidates(search_filter)
+        if subset is not None:
+            subset.check_known(keys)
+            kept = {key for key in keys if subset.keeps(key)}
+            if method != METHOD_SUM:
+                kept |= {a for key in kept for a in parse_key(key).keys()}
+            chosen = [i for i, key in enumerate(keys) if key in kept]
+            keys, commons, vectors = [keys[i] for i in chosen], [commons[i] for i in chosen], vectors[chosen]
+        if not keys:
+            raise NoCandidatesError(self._no_candidates(method, filter, sets, subset))
+        candidates = Candidates.build(method, keys, vectors, commons)
+        logger.info("%d candidate taxa loaded for identification (%s)", len(candidates.rows), method)
+        with self._lock:
+            if len(self._candidates) >= CANDIDATE_CACHE_ENTRIES:
+                self._candidates.pop(next(iter(self._candidates)))
+            self._candidates[cache_key] = candidates
+        return candidates
+
+    def _load_candidates(self, search_filter: SearchFilter) -> tuple[list[str], list[str], np.ndarray]:
+        payloads = {hit.id: hit.payload for hit in self.store.scroll(TAXA, search_filter)}
+        ids = list(payloads)
+        keys: list[str] = []
+        commons: list[str] = []
+        vectors: list[np.ndarray] = []
+        for start in range(0, len(ids), RETRIEVE_CHUNK):
+            for hit in self.store.retrieve(TAXA, ids[start:start + RETRIEVE_CHUNK], self.vector_name):
+                if hit.vector is None or not hit.payload.get(TAXON):
+                    continue
+                keys.append(str(hit.payload[TAXON]))
+                commons.append(str(hit.payload.get("common_name") or ""))
+                vectors.append(hit.vector)
+        matrix = np.stack(vectors).astype(np.float32, copy=False) if vectors else np.zeros((0, 1), np.float32)
+        return keys, commons, matrix
+
+    def _no_candidates(self, method: str, filter: SearchFilter | None, sets: Sequence[str],
+                       subset: Subset | None) -> str:
+        have = self.candidate_sets()
+        listed = ", ".join(f"{name} ({n} species)" for name, n in have.items()) or "none"
+        limits = [f"sets {', '.join(sets)}" if sets else "", f"clade filter {filter.within or filter.exclude}"
+                  if filter is not None and (filter.within or filter.exclude) else "",
+                  f"--subset {subset.source}" if subset is not None else ""]
+        where = "; ".join(x for x in limits if x) or "the whole store"
+        what = "species" if method == METHOD_SUM else "taxa"
+        return (f"no candidate {what} to identify with in the store {self.store.location} ({where}; sets there: "
+                f"{listed}); " + REFERENCE_HINT)
+
     def identify(
         self,
         query: str | Image.Image | np.ndarray,
         k: int = DEFAULT_TAXA_K,
         method: str = METHOD_SUM,
         filter: SearchFilter | None = None,
+        sets: Sequence[str] = (),
+        subset: Subset | None = None,
     ) -> Identification:
         """Nearest taxa at every rank, with probabilities, consistent down the tree (see `embed.predict`).
 
         Args:
             query: an image, a collection image id, or a vector (a text's, for text -> taxa).
             k: taxa listed per rank.
-            method: `sum` (species probabilities summed per ancestor) or `taxa` (each rank's own vectors).
+            method: `sum` (species probabilities summed per ancestor) or `taxa` (each rank's own
+                vectors, conditioned on the parent).
             filter: limits the candidate taxa to a clade, e.g. `SearchFilter(within=("Animalia",))`
                 (its split and source, which taxa do not have, are ignored).
+            sets: the candidate sets (`catalog`, reference sets); () for every taxon of the store.
+            subset: pybioclip's --subset.
         """
         validate_method(method)
         self.check_built(TAXA)
+        candidates = self.candidates(method, filter, sets, subset)
         vector = self._query_vector(query)
-        if method == METHOD_SUM:
-            return sum_species(self._score_rank(vector, Rank.SPECIES, filter), self.logit_scale, k)
-        per_rank = {rank: self._score_rank(vector, rank, filter) for rank in Rank}
-        return own_vectors(per_rank, self.logit_scale, k)
+        return identify_vectors(candidates, vector[None, :], self.logit_scale, k)[0]
 
-    def _score_rank(self, vector: np.ndarray, rank: Rank, filter: SearchFilter | None) -> list[ScoredTaxon]:
-        search_filter = _taxa_filter(filter, rank)
-        total = self.store.count(TAXA, search_filter, vector=self.vector_name)
-        if total == 0:
-            return []
-        limit = min(total, MAX_CANDIDATES)
-        hits = self.store.search(TAXA, self.vector_name, vector, limit, search_filter,
-                                 exact=total <= EXACT_SEARCH_LIMIT)
-        return [_scored(h) for h in hits]
+    def identify_vectors(
+        self, vectors: np.ndarray, k: int = DEFAULT_TAXA_K, method: str = METHOD_SUM,
+        filter: SearchFilter | None = None, sets: Sequence[str] = (), subset: Subset | None = None,
+    ) -> list[Identification]:
+        """`identify` for each row of `vectors` (image vectors), one matrix product for them all."""
+        candidates = self.candidates(method, filter, sets, subset)
+        return identify_vectors(candidates, vectors, self.logit_scale, k)
+
+    def label_vectors(self, labels: Sequence[str]) -> np.ndarray:
+        """Zero-shot vectors of custom labels, each in SPEC §4's templates averaged (pybioclip's --cls)."""
+        return self.encoder.encode_labels(labels)
 
     # --- hits ---------------------------------------------------------------------------------------
 
@@ -544,5 +648,5 @@ def open_catalog_if_exists(db: str | None = None) -> Catalog | None:
 def _taxa_filter(search_filter: SearchFilter | None, rank: Rank | None) -> SearchFilter | None:
     """The clade part of `search_filter` at `rank`: taxa carry no split or source, so those are dropped."""
     base = search_filter or SearchFilter()
-    taxa = SearchFilter(within=base.within, exclude=base.exclude, rank=rank)
+    taxa = SearchFilter(within=base.within, exclude=base.exclude, rank=rank, sources=base.sources)
     return None if taxa.is_empty else taxa

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from index.schema import LINEAGE, RANK, SOURCE, SPLIT, check_keyword_field
+from index.schema import LINEAGE, RANK, SOURCE, SOURCES, SPLIT, check_keyword_field
 from taxonomy import Rank
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class SearchFilter:
     rank: payload `rank` equals this rank's label (the taxa of one rank, or images labelled to it).
     split, source: payload equality.
     match: (field, value) pairs of indexed keyword fields that must hold, e.g. (("genus", "Pinus"),).
+    sources: taxa only: the point's `sources` holds ANY of these sets (`catalog`, a reference set's name).
     """
 
     within: tuple[str, ...] = ()
@@ -47,10 +48,15 @@ class SearchFilter:
     split: str | None = None
     source: str | None = None
     match: tuple[tuple[str, str], ...] = ()
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "within", _keys(self.within, "within"))
         object.__setattr__(self, "exclude", _keys(self.exclude, "exclude"))
+        sources = (self.sources,) if isinstance(self.sources, str) else tuple(self.sources)
+        if any(not isinstance(s, str) or not s.strip() for s in sources):
+            raise ValueError(f"SearchFilter.sources: expected set names such as 'catalog' or 'ncbi', got {sources!r}")
+        object.__setattr__(self, "sources", sources)
         if self.rank is not None:
             object.__setattr__(self, "rank", Rank.parse(self.rank))
         for name in ("split", "source"):
@@ -65,7 +71,8 @@ class SearchFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.within or self.exclude or self.rank is not None or self.split or self.source or self.match)
+        return not (self.within or self.exclude or self.rank is not None or self.split or self.source
+                    or self.sources or self.match)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ def filter_spec(
             must.append((SPLIT, (search_filter.split,)))
         if search_filter.source:
             must.append((SOURCE, (search_filter.source,)))
+        if search_filter.sources:
+            must.append((SOURCES, search_filter.sources))
         must.extend((name, (value,)) for name, value in search_filter.match)
     must.extend((name, (value,)) for name, value in also)
     must_not.extend((name, tuple(values)) for name, values in none_of if values)

@@ -47,7 +47,11 @@ def caption(lineage: Lineage, text_type: str) -> str:
 
 def template_texts(lineage: Lineage, text_type: str) -> list[str]:
     """The class string in each of OpenAI's 80 templates, plus `a photo of {c}.` (SPEC §4)."""
-    name = class_name(lineage, text_type)
+    return label_texts(class_name(lineage, text_type))
+
+
+def label_texts(name: str) -> list[str]:
+    """Any label (pybioclip's --cls) in each of OpenAI's 80 templates, plus `a photo of {name}.`."""
     texts = [template.format(name) for template in OPENAI_IMAGENET_TEMPLATES]
     plain = f"a photo of {name}."
     return texts if plain in texts else texts + [plain]

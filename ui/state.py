@@ -42,6 +42,7 @@ K = "k"
 PER_SPECIES = "per_species"
 SPLIT = "split"
 SOURCE_FILTER = "source_filter"
+CANDIDATE_SETS = "candidate_sets"  # identify against these sets of taxa; [] for every taxon
 CLADE_PREFIX = "clade_"
 MEANING_PREFIX = "query_taxon:"  # + the text: the taxon an ambiguous name is read as
 
@@ -54,7 +55,7 @@ DEFAULT_RANK = Rank.SPECIES.label
 DEFAULTS: dict[str, Any] = {
     MODE: DESCRIBE, TEXT: "", EXAMPLE: None, SOURCE: FROM_COLLECTION, PICKED: None, EXCLUDE: False,
     RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: None,
-    SOURCE_FILTER: None,
+    SOURCE_FILTER: None, CANDIDATE_SETS: [],
 }
 
 
@@ -117,6 +118,13 @@ def identify_this(state: MutableMapping[str, Any], image_id: str) -> None:
     state[MODE] = IDENTIFY
     state[SOURCE] = FROM_COLLECTION
     state[PICKED] = image_id
+
+
+def every_candidate(state: MutableMapping[str, Any]) -> None:
+    """Identify against every taxon again: no clade filter, every candidate set."""
+    set_clade(state, None)
+    state[EXCLUDE] = False
+    state[CANDIDATE_SETS] = []
 
 
 def use_example(state: MutableMapping[str, Any], text: str | None) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import ImageOps
 
-from embed.predict import TaxonPrediction, TreeRow
+from embed.predict import METHOD_SUM, Identification, TaxonPrediction, TreeRow
 from embed.search import SearchHit, SearchService
 from index.images import ImageError, open_image
 from taxonomy import Lineage, Rank, caption, parse_key
@@ -150,6 +150,32 @@ def prediction_tree_html(rows: Sequence[TreeRow]) -> str:
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def headline_note(found: Identification, rank: Rank) -> str:
+    """How the headline was chosen, and the most probable taxon of its rank when that is another one."""
+    best = found.headline(rank)
+    if best is None:
+        return ""
+    note = ("Best guess chosen top-down: the most probable kingdom, then at each rank the most probable "
+            "taxon inside the one above")
+    note += (" (species probabilities summed)." if found.method == METHOD_SUM
+             else " (each rank's own vectors, within the parent).")
+    top = found.top(best.rank, 1)
+    if top and top[0].taxon != best.taxon:
+        note += (f" The most probable {best.rank.label} on its own is {top[0].name} ({percent(top[0].score)}), "
+                 f"outside the most probable branch.")
+    return note
+
+
+def candidate_limits(clade: str | None, excluded: bool, sets: Sequence[str]) -> str:
+    """What restricts identify's candidates, in words ("" when nothing does)."""
+    parts = []
+    if clade:
+        parts.append(f"{'outside' if excluded else 'inside'} {clade}")
+    if sets:
+        parts.append(f"of the set{'s' if len(sets) > 1 else ''} {', '.join(sets)}")
+    return " and ".join(parts)
 
 
 def top_taxa_html(predictions: Sequence[TaxonPrediction]) -> str:

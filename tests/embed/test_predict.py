@@ -85,20 +85,60 @@ def test_homonym_genera_stay_apart():
     assert [g.score for g in genera] == pytest.approx([0.5, 0.5])
 
 
-def test_own_vectors_path_descends_inside_the_chosen_taxa():
-    def scored(lineage: Lineage, rank: Rank, cosine: float) -> ScoredTaxon:
-        return ScoredTaxon(lineage.truncate(rank), rank, cosine)
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
 
-    per_rank = {rank: [scored(PICA, rank, 0.5), scored(MORUS, rank, 0.1)] for rank in Rank}
-    per_rank[Rank.GENUS] = [scored(PICA, Rank.GENUS, 0.1), scored(MORUS, Rank.GENUS, 0.9)]
-    found = own_vectors(per_rank, logit_scale=10.0, k=2)
-    assert found.top(Rank.GENUS)[0].name == "Morus"  # the genus rank alone prefers Morus ...
-    assert found.at(Rank.FAMILY).name == "Corvidae"
-    assert found.at(Rank.GENUS).name == "Pica"  # ... the path stays inside Corvidae
+
+def scored(lineage: Lineage, rank: Rank, cosine: float) -> ScoredTaxon:
+    return ScoredTaxon(lineage.truncate(rank), rank, cosine)
+
+
+def rank_vectors_case() -> dict[Rank, list[ScoredTaxon]]:
+    """Orders 0.5 / 0.1; genera Pica 0.2, Cyanocitta 0.4 (both Corvidae), Morus 0.9 (alone in Sulidae)."""
+    lineages = (PICA, CYANOCITTA, MORUS)
+    per_rank = {rank: [scored(lin, rank, 0.3) for lin in lineages] for rank in Rank}
+    per_rank[Rank.ORDER] = [scored(PICA, Rank.ORDER, 0.5), scored(MORUS, Rank.ORDER, 0.1)]
+    per_rank[Rank.GENUS] = [scored(PICA, Rank.GENUS, 0.2), scored(CYANOCITTA, Rank.GENUS, 0.4),
+                            scored(MORUS, Rank.GENUS, 0.9)]
+    return per_rank
+
+
+def test_own_vectors_condition_each_rank_on_its_parent():
+    found = own_vectors(rank_vectors_case(), logit_scale=10.0, k=3)
+    genus = {p.name: p.score for p in found.top(Rank.GENUS)}
+    # P(Cyanocitta) = P(Passeriformes) x softmax(4, 2) among the corvid genera; Morus is Sulidae's only genus.
+    assert genus == pytest.approx({"Cyanocitta": sigmoid(4) * sigmoid(2), "Pica": sigmoid(4) * sigmoid(-2),
+                                   "Morus": sigmoid(-4)})
+    assert [p.name for p in found.top(Rank.GENUS)] == ["Cyanocitta", "Pica", "Morus"]  # Morus's own vector is closest
+    assert found.at(Rank.GENUS).name == "Cyanocitta"
     assert_consistent(found)
-    genus = found.top(Rank.GENUS)
-    assert sum(p.score for p in genus) == pytest.approx(1.0)
-    assert genus[0].score == pytest.approx(1 / (1 + math.exp(-8.0)))
+    for p in found.known.values():  # never more probable than the parent; children add up to it
+        parent = found.known.get(p.lineage.key(p.rank).rsplit("/", 1)[0])
+        if parent is not None:
+            assert p.score <= parent.score + 1e-12
+    assert genus["Cyanocitta"] + genus["Pica"] == pytest.approx(found.known[PICA.key(Rank.FAMILY)].score)
+
+
+def test_prediction_tree_always_draws_the_headline():
+    found = sum_species(species((PICA, 0.3), (CYANOCITTA, 0.3), (MORUS, 0.4)), logit_scale=1.0, k=1)
+    assert found.top(Rank.SPECIES)[0].name == "Morus bassanus"
+    assert found.headline().name == "Cyanocitta cristata"  # top-down: Corvidae (0.6), then the first of equals
+    rows = prediction_tree(found, Rank.SPECIES, k=1)
+    drawn = {row.prediction.name: row for row in rows}
+    assert {"Morus bassanus", "Cyanocitta cristata"} <= set(drawn)
+    assert drawn["Cyanocitta cristata"].on_path and not drawn["Morus bassanus"].on_path
+    assert drawn["Corvidae"].prediction.score == pytest.approx(0.6)
+
+
+def test_prediction_tree_of_rank_vectors_never_grows_down():
+    found = own_vectors(rank_vectors_case(), logit_scale=10.0, k=2)
+    rows = prediction_tree(found, Rank.GENUS, k=2)
+    stack: list[float] = []
+    for row in rows:
+        del stack[row.depth:]
+        assert all(row.prediction.score <= s + 1e-12 for s in stack)
+        stack.append(row.prediction.score)
+    assert [r.prediction.name for r in rows if r.on_path][-1] == "Cyanocitta"
 
 
 def test_own_vectors_skips_a_rank_with_nothing_inside():
@@ -140,22 +180,22 @@ def test_prediction_tree_nests_top_taxa_under_their_ancestors():
     assert on_path == [p.name for p in found.path if p.rank <= Rank.GENUS]
 
 
-def test_prediction_tree_fills_ancestors_missing_from_the_ranked_lists():
-    def scored(lineage: Lineage, rank: Rank, cosine: float) -> ScoredTaxon:
-        return ScoredTaxon(lineage.truncate(rank), rank, cosine)
-
-    # Each rank's own softmax: genus Morus ranks first, but its family is not among the top 1.
-    per_rank = {rank: [scored(PICA, rank, 0.9), scored(MORUS, rank, 0.1)] for rank in Rank}
-    per_rank[Rank.GENUS] = [scored(PICA, Rank.GENUS, 0.1), scored(MORUS, Rank.GENUS, 0.9)]
-    found = own_vectors(per_rank, logit_scale=1.0, k=1)
-    rows = prediction_tree(found, Rank.GENUS, k=1)
-    assert [row.prediction.name for row in rows][-1] == "Morus"
-    sulidae = next(row for row in rows if row.prediction.name == "Sulidae")
-    assert sulidae.prediction.score == pytest.approx(rows[-1].prediction.score)  # summed from below
-    assert not sulidae.on_path
-
-
 def test_unknown_method_names_the_allowed_ones():
     with pytest.raises(ValueError, match="sum, taxa"):
         validate_method("argmax")
     assert METHODS == ("sum", "taxa")
+
+
+def test_trusted_is_the_deepest_entry_of_the_best_guess_that_reaches_p():
+    from embed.predict import trust_row
+
+    found = sum_species(species((PICA, 0.3), (CYANOCITTA, 0.3), (MORUS, 0.4)), logit_scale=1.0)
+    assert found.trusted(0.5).name == "Corvidae" and found.trusted(0.5).score == pytest.approx(0.6)
+    assert found.trusted(0.7).name == "Aves"
+    assert found.trusted(0.29).name == "Cyanocitta cristata"
+    assert found.trusted(0.5, Rank.ORDER).name == "Passeriformes"
+    row = trust_row("a.jpg", found.trusted(0.5))
+    assert row["family"] == "Corvidae" and row["genus"] == row["species"] == row["common_name"] == ""
+    assert (row["rank"], row["score"]) == ("family", pytest.approx(0.6))
+    split = sum_species(species((PICA, 0.5), (MULBERRY, 0.5)), logit_scale=1.0)
+    assert split.trusted(0.9) is None and trust_row("b.jpg", None)["rank"] == ""

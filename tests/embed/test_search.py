@@ -264,10 +264,10 @@ def test_cli_arguments():
     assert (args.text, args.collection, args.rank, args.within, args.k) == ("magpie", "taxa", "genus",
                                                                            ["Animalia", "Plantae"], 3)
     args = parser().parse_args(["predict", "a.jpg", "b.jpg"])
-    assert (args.images, args.rank, args.k, args.method, args.format) == (["a.jpg", "b.jpg"], "species", 5,
+    assert (args.images, args.rank, args.k, args.method, args.format) == (["a.jpg", "b.jpg"], None, 5,
                                                                          "sum", "table")
     for bad in (["search"], ["search", "--text", "x", "--image", "y.jpg"], ["search", "--text", "x", "--k", "0"],
-                ["search", "--text", "x", "--rank", "tribe"], ["predict", "a.jpg", "--format", "json"]):
+                ["search", "--text", "x", "--rank", "tribe"], ["predict", "a.jpg", "--format", "xml"]):
         with pytest.raises(SystemExit):
             parser().parse_args(bad)
 

@@ -1,7 +1,9 @@
 """The Streamlit app under AppTest, on the shared built index: each mode, the filters, uploads, an empty store."""
 from __future__ import annotations
 
+import html
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -285,3 +287,97 @@ def test_text_that_names_nothing_and_matches_weakly_gets_a_note(app):
 
     service, _ = service_or_error(UiConfig.from_env())
     assert found_weak == service.describe("qwzxv").weak
+
+
+# --- identify: one answer, consistent -------------------------------------------------------------------
+
+TREE_ROW = re.compile(r'<div class="tol-row( tol-path)?"><span class="tol-rank">(\w+)</span>'
+                      r'<span class="tol-name" title="([^"]*)" style="padding-left:([\d.]+)rem">.*?'
+                      r'<span class="tol-pct">([^<]*)</span>')
+
+
+def tree_rows(at: AppTest) -> list[tuple[bool, str, str, float, float]]:
+    """(on the best guess, rank, key, indent, percent) of each row of the drawn tree."""
+    body = at.html[0].proto.body
+    rows = [(bool(m[1]), m[2], html.unescape(m[3]), float(m[4]), m[5]) for m in TREE_ROW.finditer(body)]
+    return [(on, rank, key, indent, 0.0 if pct.startswith("&lt;") else float(pct.rstrip("%")))
+            for on, rank, key, indent, pct in rows]
+
+
+def identify_picked(at: AppTest, image_id: str) -> AppTest:
+    at.session_state[state.MODE] = state.IDENTIFY
+    at.session_state[state.PICKED] = image_id
+    return run(at)
+
+
+@pytest.mark.parametrize("method", ["sum", "taxa"])
+def test_identify_draws_the_headline_and_never_a_child_above_its_parent(app, ui_env, method):
+    app.radio(key=state.METHOD).set_value(method)
+    run(app)
+    for image_id in list(lineages(ui_env))[::7]:
+        identify_picked(app, image_id)
+        rows = tree_rows(app)
+        path = [key for on, _, key, _, _ in rows if on]
+        assert [rank for on, rank, *_ in rows if on][-1] == "species"  # the headline species is drawn
+        assert all(child.startswith(parent + "/") for parent, child in zip(path, path[1:]))
+        headline = app.markdown[[m.value.startswith("#### ") for m in app.markdown].index(True)].value
+        assert path[-1].rsplit("/", 2)[-2] in headline  # the drawn path ends at the headline's genus/species
+        parents: dict[float, float] = {}
+        for _, _, key, indent, pct in rows:
+            above = [p for depth, p in parents.items() if depth < indent]
+            if above:
+                assert pct <= parents[max(d for d in parents if d < indent)] + 0.1, key  # rounding of 0.1 %
+            parents = {d: p for d, p in parents.items() if d < indent}
+            parents[indent] = pct
+        assert any("Best guess chosen top-down" in c.value for c in app.caption)
+
+
+def test_a_clade_filter_restricting_identify_is_shown_with_a_way_out(app, ui_env):
+    app.selectbox(key=state.clade_key(Rank.KINGDOM)).set_value("Plantae")
+    run(app)
+    animal = next(i for i, lin in lineages(ui_env).items() if lin.kingdom == "Animalia")
+    identify_picked(app, animal)
+    assert any("Identifying only against taxa inside Plantae" in w.value for w in app.warning)
+    assert {key.split("/")[0] for _, _, key, _, _ in tree_rows(app)} == {"Plantae"}
+    species = {lin.key() for lin in lineages(ui_env).values()}
+    plants = sum(key.startswith("Plantae/") for key in species)
+    assert any(f"· {plants} candidates" in c.value for c in app.caption)
+    app.button(key="identify-every-taxon").click()
+    run(app)
+    assert app.session_state[state.clade_key(Rank.KINGDOM)] is None and not app.warning
+    assert any(f"· {len(species)} candidates" in c.value for c in app.caption)
+
+
+def test_candidate_sets_are_chosen_in_the_sidebar_and_identify_an_upload(built_index, tmp_path, monkeypatch):
+    from embed.encoder import Encoder
+    from index.store import open_store
+    from taxonomy import Lineage
+    from taxonomy.taxon import Taxon
+    from tests.ui.built_index import tiny_model
+
+    reference = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "imaginaria"],
+                                   "imaginary cat")  # a species no demo collection holds
+    taxa = [Taxon(reference.truncate(rank), rank) for rank in Rank]
+    store = built_index.store_copy(tmp_path / "qdrant")
+    encoder = Encoder(tiny_model())
+    with open_store(str(store)) as opened:
+        opened.upsert_taxa(encoder.vector_name, taxa, [t.key for t in taxa], encoder.encode_taxa(taxa),
+                           sources=[("ncbi",)] * len(taxa))
+    for name, value in built_index.env(store).items():
+        monkeypatch.setenv(name, value)
+    at = run(AppTest.from_file(APP, default_timeout=APP_TIMEOUT_S))
+    sets = at.multiselect(key=state.CANDIDATE_SETS)
+    assert set(sets.options) >= {"catalog · 8 species", "ncbi · 1 species"}
+    sets.set_value(["ncbi"])
+    at.segmented_control(key=state.MODE).set_value(state.IDENTIFY)
+    run(at)
+    at.radio(key=state.SOURCE).set_value(state.FROM_UPLOAD)
+    run(at)
+    at.file_uploader(key=state.UPLOAD).upload("cat.png", png_bytes(colour=(200, 150, 90)), "image/png")
+    run(at)
+    assert not at.error
+    assert any("of the set ncbi" in w.value for w in at.warning)
+    rows = tree_rows(at)
+    assert [key for on, _, key, _, _ in rows if on][-1] == reference.key()
+    assert all(pct == pytest.approx(100.0) for *_, pct in rows)  # one candidate species: certain at every rank
+    assert "imaginary cat" in " ".join(m.value for m in at.markdown)

@@ -14,7 +14,8 @@ from ui import state
 MAX_K = 48
 K_STEP = 3
 MAX_PER_SPECIES = 5
-METHOD_LABELS = {METHOD_SUM: "Species probabilities summed (pybioclip)", METHOD_TAXA: "Each rank's own vectors"}
+METHOD_LABELS = {METHOD_SUM: "Species probabilities summed (pybioclip)",
+                 METHOD_TAXA: "Each rank's own vectors, within the parent"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class QueryOptions:
     k: int
     per_species: int | None
     method: str
-
+    sets: tuple[str, ...] = ()  # candidate sets of identify; () for every taxon
 
 def _on_clade_change(rank: Rank) -> None:
     state.clear_below(st.session_state, rank)
@@ -94,11 +95,26 @@ def render_filters(service: SearchService) -> QueryOptions:
         k = st.slider("Results", K_STEP, MAX_K, step=K_STEP, key=state.K)
         per_species = st.slider("At most per species (0: no grouping)", 0, MAX_PER_SPECIES, key=state.PER_SPECIES)
         method = st.radio("Identify by", list(METHOD_LABELS), key=state.METHOD, format_func=METHOD_LABELS.get)
+        sets = _candidate_sets(service)
     search_filter = SearchFilter(
         within=(clade,) if clade and not excluded else (), exclude=(clade,) if clade and excluded else (),
         split=split or None, source=source or None,
     )
     return QueryOptions(
         filter=None if search_filter.is_empty else search_filter, clade=clade, excluded=bool(excluded and clade),
-        rank=Rank.parse(rank), k=int(k), per_species=int(per_species) or None, method=method,
+        rank=Rank.parse(rank), k=int(k), per_species=int(per_species) or None, method=method, sets=sets,
     )
+
+
+def _candidate_sets(service: SearchService) -> tuple[str, ...]:
+    """Which sets of taxa identify compares with (the catalog, reference sets); none chosen: all of them."""
+    counts = service.candidate_sets()
+    if st.session_state.get(state.CANDIDATE_SETS):
+        st.session_state[state.CANDIDATE_SETS] = [s for s in st.session_state[state.CANDIDATE_SETS] if s in counts]
+    if not counts:
+        return ()
+    chosen = st.multiselect("Identify against", list(counts), key=state.CANDIDATE_SETS, placeholder="every set",
+                            format_func=lambda name: f"{name} · {counts[name]:,} species",
+                            help="The candidate taxa: the collection's own (catalog) and reference sets "
+                                 "(python -m embed taxa). None chosen: all of them.")
+    return tuple(chosen)

@@ -5,7 +5,9 @@ import streamlit as st
 
 from embed.predict import Identification, prediction_tree
 from taxonomy import Rank
-from ui.views import percent, prediction_tree_html, top_taxa_html
+from ui import state
+from ui.components.filters import QueryOptions
+from ui.views import candidate_limits, headline_note, percent, prediction_tree_html, top_taxa_html
 
 TREE_K = 4
 
@@ -15,10 +17,11 @@ def render_identification(found: Identification, rank: Rank, k: int = TREE_K) ->
     if not found.path:
         st.info("No taxon to compare with.")
         return
-    best = found.path[-1]
+    best = found.headline(rank) or found.path[-1]
     title = best.common_name or best.name
     st.markdown(f"#### {title}" + (f"  \n*{best.name}*" if best.common_name else ""))
-    st.caption(f"best guess down the tree · method `{found.method}` · logit scale {found.logit_scale:.1f}")
+    st.caption(headline_note(found, rank))
+    st.caption(f"method `{found.method}` · logit scale {found.logit_scale:.1f} · {found.candidates:,} candidates")
     st.html(prediction_tree_html(prediction_tree(found, rank, k)))
     rows = [
         {"rank": p.rank.label, "taxon": p.name, "common name": p.common_name, "probability": percent(p.score)}
@@ -32,3 +35,18 @@ def render_top(found: Identification, rank: Rank, k: int) -> None:
     """The `k` most probable taxa at `rank`, unconstrained by the ranks above."""
     st.markdown(f"##### Top {rank.label} taxa")
     st.html(top_taxa_html(found.top(rank, k)))
+
+
+def _every_candidate() -> None:
+    state.every_candidate(st.session_state)
+
+
+def render_candidate_limits(options: QueryOptions) -> None:
+    """Say when a clade filter or a choice of sets restricts the candidates, with a one-click way out."""
+    limits = candidate_limits(options.clade, options.excluded, options.sets)
+    if not limits:
+        return
+    with st.container(horizontal=True, key="candidate-limits"):
+        st.warning(f"Identifying only against taxa {limits}.", icon=":material/filter_alt:")
+        st.button("Identify against every taxon", key="identify-every-taxon", on_click=_every_candidate,
+                  icon=":material/filter_alt_off:")

@@ -12,7 +12,7 @@ from embed.search import SearchService
 from index.store import StoreError
 from ui.components.filters import QueryOptions
 from ui import state
-from ui.components.identify import render_identification, render_top
+from ui.components.identify import render_candidate_limits, render_identification, render_top
 from ui.components.query import render_image_query, render_reading, render_text_query
 from ui.components.results import render_results, render_summary, render_taxa
 
@@ -74,12 +74,14 @@ def render_lookalikes(service: SearchService, options: QueryOptions) -> None:
 
 
 def render_identify(service: SearchService, options: QueryOptions) -> None:
+    render_candidate_limits(options)
     left, middle, right = st.columns((1.1, 2.6, 1.2), gap="medium")
     with left:
         query = render_image_query(service, None, preview_width="stretch")
     if query is None:
         return
-    found = _attempt("Identifying", lambda: service.identify(query.query, options.k, options.method, options.filter))
+    found = _attempt("Identifying", lambda: service.identify(query.query, options.k, options.method, options.filter,
+                                                             options.sets))
     if found is None:
         return
     with middle:
