@@ -16,9 +16,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import DateTime, Integer, MetaData, create_engine, text
 
 ENGINES = ("sqlite", "postgresql")
 PG_SUPERUSER = "postgres"
@@ -131,3 +133,35 @@ def engine_url(engine: str, request: pytest.FixtureRequest, folder: Path) -> str
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a new empty catalog, once on each engine."""
     return engine_url(request.param, request, tmp_path / "db")
+
+
+def copy_catalog(sqlite_file: Path, url: str, schema: MetaData | None = None) -> None:
+    """Copy an SQLite catalog's tables and rows into the empty database at `url`.
+
+    The tables made are `schema`'s, or else those of the file, with the time-zone-aware
+    datetimes that every release declared (SQLite does not record the time zone).
+    """
+    source, target = create_engine(f"sqlite:///{sqlite_file}"), create_engine(url)
+    found = MetaData()
+    found.reflect(source)
+    for table in found.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, DateTime):
+                column.type = DateTime(timezone=True)
+    made = schema if schema is not None else found
+    try:
+        with source.connect() as reading, target.begin() as writing:
+            made.create_all(writing)
+            for table in found.sorted_tables:
+                rows = [{key: value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) else value
+                         for key, value in row.items()} for row in reading.execute(table.select()).mappings()]
+                into = made.tables[table.name]
+                if rows:
+                    writing.execute(into.insert(), rows)
+                if rows and "id" in into.c and isinstance(into.c.id.type, Integer):
+                    # Rows copied with their ids leave the id sequence behind; the release itself would not have.
+                    writing.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                         f"(SELECT max(id) FROM {table.name}))"))
+    finally:
+        source.dispose()
+        target.dispose()

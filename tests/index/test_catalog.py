@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, Integer, MetaData, create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from index import Catalog as LazyCatalog
 from index import catalog as catalog_module
@@ -17,7 +17,7 @@ from index.config import resolve_db_url, resolve_setting
 from index.readers import read_collection
 from index.records import BuildRun, ImageRecord, Problem, image_point_id
 from taxonomy import Rank
-from tests.conftest import ENGINES, engine_url
+from tests.conftest import ENGINES, copy_catalog, engine_url
 from tests.index.conftest import JAY, MAGPIE, make_image
 
 
@@ -251,39 +251,13 @@ def test_a_vector_name_never_holds_two_models_weights(catalog):
 V1_CATALOG = Path(__file__).parent / "data" / "catalog_v1.db"  # written by main at 57d6aa0: schema version 1
 
 
-def _copy_to_postgresql(sqlite_file: Path, url: str) -> None:
-    """Make in PostgreSQL the tables and rows that the release of `sqlite_file` would have made there."""
-    source, target = create_engine(f"sqlite:///{sqlite_file}"), create_engine(url)
-    tables = MetaData()
-    tables.reflect(source)
-    for table in tables.sorted_tables:
-        for column in table.columns:
-            if isinstance(column.type, DateTime):  # that release declared DateTime(timezone=True)
-                column.type = DateTime(timezone=True)
-    try:
-        with source.connect() as reading, target.begin() as writing:
-            tables.create_all(writing)
-            for table in tables.sorted_tables:
-                rows = [{key: value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) else value
-                         for key, value in row.items()} for row in reading.execute(table.select()).mappings()]
-                if rows:
-                    writing.execute(table.insert(), rows)
-                if "id" in table.c and isinstance(table.c.id.type, Integer) and rows:
-                    # Rows copied with their ids leave the sequence behind; the release itself would not have.
-                    writing.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                                         f"(SELECT max(id) FROM {table.name}))"))
-    finally:
-        source.dispose()
-        target.dispose()
-
-
 def _catalog_of_the_previous_release(engine: str, request, tmp_path: Path) -> str:
     url = engine_url(engine, request, tmp_path)
     if engine == "sqlite":
         tmp_path.mkdir(parents=True, exist_ok=True)
         shutil.copy(V1_CATALOG, tmp_path / "catalog.db")
     else:
-        _copy_to_postgresql(V1_CATALOG, url)
+        copy_catalog(V1_CATALOG, url)
     return url
 
 
