@@ -97,15 +97,39 @@ class PostgresServer:
 def postgres_unavailable() -> str | None:
     """Why the PostgreSQL tests cannot run here, or None."""
     if importlib.util.find_spec("psycopg") is None:
-        return "PostgreSQL tests skipped: the driver psycopg is not installed (pip install -e '.[test]')"
+        return "the driver psycopg is not installed (pip install -e '.[test]')"
     if _pg_bin() is None:
-        return f"PostgreSQL tests skipped: no initdb/pg_ctl on PATH or in {PG_BIN_GLOB} (apt-get install postgresql-15)"
+        return f"no initdb/pg_ctl on PATH or in {PG_BIN_GLOB} (apt-get install postgresql-15)"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
-            return f"PostgreSQL tests skipped: running as root and there is no {PG_SYSTEM_USER!r} user to run the server"
+            return f"running as root and there is no {PG_SYSTEM_USER!r} user to run the server"
     return None
+
+
+_LEFT_OUT = pytest.StashKey[str]()
+
+
+def _on_postgresql(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgresql" in callspec.params.values()
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m, so the count is of the tests that would have run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Where PostgreSQL cannot run, leave its cases out and say why once (pytest would give a line per test)."""
+    reason = postgres_unavailable()
+    left_out = [item for item in items if _on_postgresql(item)] if reason else []
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not _on_postgresql(item)]
+        config.stash[_LEFT_OUT] = f"{len(left_out)} PostgreSQL tests skipped: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if _LEFT_OUT in config.stash:
+        terminalreporter.write_line(config.stash[_LEFT_OUT])
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +137,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     """One private PostgreSQL server for the whole run (skips when it cannot run here)."""
     reason = postgres_unavailable()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
     server = PostgresServer(_pg_bin())  # type: ignore[arg-type]
     try:
         server.start()
