@@ -39,6 +39,11 @@ def _pg_bin() -> Path | None:
     return Path(folders[-1]) if folders else None
 
 
+def postgres_url(user: str, database: str, socket_dir: Path) -> str:
+    """The catalog URL of a database reached through a Unix socket: docker-compose.yml's form, over the socket."""
+    return f"postgresql+psycopg://{user}@/{database}?host={socket_dir}"
+
+
 class PostgresServer:
     """A throw-away PostgreSQL cluster in a temporary folder, reachable only through its Unix socket."""
 
@@ -78,8 +83,7 @@ class PostgresServer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, database: str) -> str:
-        """The SQLAlchemy URL of `database`; the same form as docker-compose.yml's, over the socket."""
-        return f"postgresql+psycopg://{PG_SUPERUSER}@/{database}?host={self.socket_dir}"
+        return postgres_url(PG_SUPERUSER, database, self.socket_dir)
 
     def execute(self, statement: str, database: str = "postgres") -> None:
         import psycopg
