@@ -91,10 +91,12 @@ class PostgresServer:
         with psycopg.connect(host=str(self.socket_dir), user=PG_SUPERUSER, dbname=database, autocommit=True) as c:
             c.execute(statement)
 
-    def new_database(self) -> str:
-        """A new empty database; returns its URL."""
+    def new_database(self, request: pytest.FixtureRequest) -> str:
+        """A new empty database, dropped when `request`'s scope ends; returns its URL."""
         name = f"test_{next(self._names)}"
         self.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+        # Each holds ~8 MB; a run makes hundreds. FORCE: a test may leave a connection open.
+        request.addfinalizer(lambda: self.execute(f"DROP DATABASE {name} WITH (FORCE)"))
         return self.url(name)
 
 
@@ -153,7 +155,7 @@ def postgres_server() -> Iterator[PostgresServer]:
 def engine_url(engine: str, request: pytest.FixtureRequest, folder: Path) -> str:
     """A new empty catalog of `engine`: an SQLite file in `folder`, or a new PostgreSQL database."""
     if engine == "postgresql":
-        return request.getfixturevalue("postgres_server").new_database()
+        return request.getfixturevalue("postgres_server").new_database(request)
     return f"sqlite:///{folder / 'catalog.db'}"
 
 

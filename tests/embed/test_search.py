@@ -49,7 +49,7 @@ def search_catalog(request: pytest.FixtureRequest, built_index: BuiltIndex):
     """The built catalog, on SQLite as built and as a copy in PostgreSQL."""
     url = built_index.db
     if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_server").new_database()
+        url = request.getfixturevalue("postgres_server").new_database(request)
         copy_catalog(Path(make_url(built_index.db).database), url, schema=Base.metadata)
     with Catalog(url) as catalog:
         yield catalog
