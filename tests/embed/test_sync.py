@@ -26,7 +26,8 @@ from taxonomy import point_id
 from tests.embed.conftest import make_test_collection
 
 VECTOR = "tol-tiny"
-BUILDS_AT_ONCE_TIMEOUT_S = 300  # far beyond the ~20 s they take: a deadlock, not a slow machine
+READ_EVERY_S = 0.2
+BUILDS_AT_ONCE_TIMEOUT_S = 300  # far beyond the ~30 s they take on a busy machine: a deadlock, not slowness
 
 
 def _build(collection, store: Path, db: str, loaded, ingest: bool = True):
@@ -173,7 +174,7 @@ def test_two_builds_of_two_models_at_once_with_a_reader(tmp_path, db_url, two_tr
     import time
 
     repo = Path(__file__).resolve().parents[2]
-    collection = make_test_collection(tmp_path / "col", per_species=40, size=16)
+    collection = make_test_collection(tmp_path / "col", per_species=20, size=16)
     builds = {model.vector_name: (model.spec, str(tmp_path / f"store-{i}")) for i, model in enumerate(two_trained_models)}
     commands = [[sys.executable, "-m", "embed", "build", "--model", spec, "--catalog", str(collection.catalog),
                  "--images", str(collection.images), "--store", store, "--db", db_url, "--workers", "0"]
@@ -191,6 +192,7 @@ def test_two_builds_of_two_models_at_once_with_a_reader(tmp_path, db_url, two_tr
                 seen[name] = count
             assert {run.status for run in reader.runs()} <= {"running", "done"}
         reads += 1
+        time.sleep(READ_EVERY_S)  # leave the CPU to the builds
     outputs = [p.communicate(timeout=max(deadline - time.monotonic(), 1)) for p in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-2000:]
