@@ -18,9 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m demo
 
-## Every test, the slow end-to-end ones included (chromium is installed for the browser test).
+## Every test, the slow end-to-end ones included (chromium is installed for the browser test, and
+## PostgreSQL for the catalog tests, which start a private server; without either, those tests skip).
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null) || true
 	$(PY) -m pytest -q
 
 ## Everything but the slow end-to-end checks.

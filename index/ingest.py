@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -166,6 +166,17 @@ def present_taxa(session: Session) -> list[Taxon]:
     return [replace(taxon, n_images=counts[taxon.key]) for taxon in taxa_of(lineages)]
 
 
+def _take_turns_on_taxa(session: Session) -> None:
+    """Make two ingests that end at once rebuild the taxa one after the other.
+
+    Each deletes every taxon and inserts its own; on PostgreSQL (read committed) the second
+    delete misses the first's new rows and its insert collides with them. SQLite's write lock
+    already makes them take turns. Plain reads of the taxa are not blocked.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"LOCK TABLE {TaxonRow.__tablename__} IN EXCLUSIVE MODE"))
+
+
 def rebuild_taxa(session: Session) -> int:
     """Replace the taxa table by the taxa of the present images; returns their number."""
     taxa = present_taxa(session)
@@ -232,6 +243,7 @@ def ingest_collection(
             if progress is not None:
                 progress(done / len(entries), f"{done}/{len(entries)} images")
     with sessions.begin() as session:
+        _take_turns_on_taxa(session)
         gone = _mark_gone(session, root, seen)
         n_taxa = rebuild_taxa(session)
         summary = IngestSummary(

@@ -51,8 +51,10 @@ def _v1_to_v2(connection: Connection) -> None:
     for index in BuildRunRow.__table__.indexes:
         if index.name == RUNNING_RUN_INDEX:
             index.create(connection)
-    connection.execute(text("DROP INDEX IF EXISTS ix_embeddings_model"))
-    connection.execute(text("ALTER TABLE embeddings RENAME TO embeddings_v1"))
+    # A copy, not a rename: PostgreSQL keeps constraint names through a rename, and the new table's
+    # would then differ from those of a catalog made new (`embeddings_pkey1`).
+    connection.execute(text("CREATE TABLE embeddings_v1 AS SELECT * FROM embeddings"))
+    connection.execute(text("DROP TABLE embeddings"))
     EmbeddingRow.__table__.create(connection)
     # An old mark meant "in the store of the model's last finished run"; the build checks the store anyway.
     connection.execute(text(

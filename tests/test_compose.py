@@ -53,3 +53,17 @@ def test_every_project_command_exists(name):
     for flag in command[4:]:
         if flag.startswith("--"):
             assert flag in result.stdout, f"{name}: {module} {subcommand} has no {flag}"
+
+
+def test_the_catalog_url_is_the_form_the_tests_run_on_postgresql():
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import postgres_url
+
+    postgres = SERVICES["postgres"]["environment"]
+    for name in ("ui", "build"):
+        url = make_url(SERVICES[name]["environment"]["TOL_DB"])
+        assert url.drivername == make_url(postgres_url("tol", "tol", Path("/run"))).drivername == "postgresql+psycopg"
+        assert (url.host, url.port, url.username, url.database) == (
+            "postgres", None, postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])  # DB_ACCEPTED's USER:PASSWORD@HOST/DB
+    assert "'.[postgres]'" in (ROOT / "Dockerfile").read_text()  # the image has the driver

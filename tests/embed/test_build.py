@@ -167,9 +167,9 @@ def _client_points(client: QdrantClient, collection: str) -> list[tuple[str, dic
 
 # --- the tests ----------------------------------------------------------------------------------------
 
-def test_build_into_edge_store(tmp_path, small_collection, tiny, encoder):
+def test_build_into_edge_store(tmp_path, db_url, small_collection, tiny, encoder):
     store = tmp_path / "qdrant"
-    options = BuildOptions(model="tol-tiny", store=str(store), db=str(tmp_path / "catalog.db"),
+    options = BuildOptions(model="tol-tiny", store=str(store), db=db_url,
                            catalog=str(small_collection.catalog), images=str(small_collection.images),
                            batch_size=8, workers=2)
     messages: list[str] = []
@@ -194,10 +194,9 @@ def test_build_into_edge_store(tmp_path, small_collection, tiny, encoder):
     check_points(_edge_points(store / "images"), _edge_points(store / "taxa"), small_collection, tiny, encoder)
 
     # A second build finds nothing to do, and encodes nothing.
-    again = run_build(BuildOptions(model="tol-tiny", store=str(store), db=str(tmp_path / "catalog.db"),
-                                   workers=0), loaded=tiny)
+    again = run_build(BuildOptions(model="tol-tiny", store=str(store), db=db_url, workers=0), loaded=tiny)
     assert (again.images_total, again.images_embedded, again.taxa_embedded) == (0, 0, 0)
-    with Catalog(str(tmp_path / "catalog.db")) as catalog:
+    with Catalog(db_url) as catalog:
         runs = catalog.runs(VECTOR)
         assert [(r.status, r.done, r.skipped, r.failed) for r in runs] == [("done", 0, 0, 0), ("done", n, 0, 0)]
         assert catalog.embedded_count(VECTOR) == n
@@ -227,13 +226,13 @@ def test_build_into_client_store_in_process(client_build, small_collection, tiny
     check_points(_client_points(client, "images"), _client_points(client, "taxa"), small_collection, tiny, encoder)
 
 
-def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, tiny):
+def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, db_url, tiny):
     """What a kill between the store write and the catalog mark leaves: the rerun marks, never encodes."""
     from index.readers import read_collection
 
     collection = make_test_collection(tmp_path / "col", per_species=8, species=1)
     store = ClientStore(QdrantClient(":memory:"))
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
         records = catalog.images_to_embed(VECTOR, store.location)[:3]
@@ -252,13 +251,13 @@ def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, tiny):
         assert catalog.runs(VECTOR)[0].skipped == 3
 
 
-def test_changed_file_is_encoded_again(tmp_path, tiny):
+def test_changed_file_is_encoded_again(tmp_path, db_url, tiny):
     """A file replaced after it was embedded: its old vector is not taken for the new content."""
     from index.readers import read_collection
 
     collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
     store = ClientStore(QdrantClient(":memory:"))
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
                            images=str(collection.images), workers=0)
     run_build(options, loaded=tiny, store=store)
@@ -270,13 +269,13 @@ def test_changed_file_is_encoded_again(tmp_path, tiny):
     assert hit.payload["sha256"] == hashlib.sha256((collection.images / changed).read_bytes()).hexdigest()
 
 
-def test_changed_file_is_encoded_again_for_every_model(tmp_path, tiny):
+def test_changed_file_is_encoded_again_for_every_model(tmp_path, db_url, tiny):
     """Two models on one point: after model A re-embeds a changed file, model B's old vector is not current."""
     from dataclasses import replace
 
     collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
     store = ClientStore(QdrantClient(":memory:"))
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
                            images=str(collection.images), workers=0)
     other = replace(tiny, vector_name="tiny-b")
@@ -293,11 +292,11 @@ def test_changed_file_is_encoded_again_for_every_model(tmp_path, tiny):
     np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)  # the same weights saw the same new file
 
 
-def test_bad_images_are_skipped_and_listed(tmp_path, tiny):
+def test_bad_images_are_skipped_and_listed(tmp_path, db_url, tiny):
     from index.readers import read_collection
 
     collection = make_test_collection(tmp_path / "col", per_species=6, species=1)
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
     # Damaged after the ingest checked them: one truncated, one deleted.
@@ -324,7 +323,7 @@ def test_bad_images_are_skipped_and_listed(tmp_path, tiny):
     assert f"{n - 2} embedded" in text and "2 failed" in text and truncated in text and deleted in text
 
 
-def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, tiny, monkeypatch):
+def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, db_url, tiny, monkeypatch):
     """Through the build's own ingest: each bad file or row is named with its row, Ghostscript never
     runs, and a float TIFF is embedded as the grey it is, not as black."""
     from index.records import image_point_id
@@ -345,8 +344,8 @@ def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, tiny, 
         csv.writer(f).writerows((*row, SPECIES[0][7], "train", "generated", "CC0") for row in extra)
     first = len(collection.paths) + 2  # the catalog's line of extra[0]
     store = ClientStore(QdrantClient(":memory:"))
-    options = BuildOptions(model="tol-tiny", db=str(tmp_path / "catalog.db"), catalog=str(collection.catalog),
-                           images=str(images), workers=0)
+    options = BuildOptions(model="tol-tiny", db=db_url, catalog=str(collection.catalog), images=str(images),
+                           workers=0)
     summary = run_build(options, loaded=tiny, store=store)
     assert sorted((p.row, p.path, p.reason.split(" (")[0]) for p in summary.ingested.problems) == [
         (first, "photo.jpg", "EPS is not an accepted image format"),
@@ -367,12 +366,12 @@ def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, tiny, 
     assert not np.allclose(vector("float.tif"), vector("black.png"), atol=1e-3)
 
 
-def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, tiny, monkeypatch):
+def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, db_url, tiny, monkeypatch):
     from index.readers import read_collection
 
     ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
     collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
     eps, strip = collection.paths[1], collection.paths[2]
@@ -388,10 +387,10 @@ def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, tiny, mo
     assert not ran.exists() and store.count("images") == n - 2
 
 
-def test_dimension_mismatch_writes_nothing(tmp_path, small_collection, tiny):
+def test_dimension_mismatch_writes_nothing(tmp_path, db_url, small_collection, tiny):
     store = ClientStore(QdrantClient(":memory:"))
     store.ensure_vector(VECTOR, tiny.dim // 2)
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     options = BuildOptions(model="tol-tiny", db=db, catalog=str(small_collection.catalog),
                            images=str(small_collection.images), workers=0)
     with pytest.raises(DimensionMismatchError) as info:

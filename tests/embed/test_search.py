@@ -1,7 +1,7 @@
 """The search API and its CLI on a real built index: tol-tiny vectors of a small demo collection.
 
 Every search test runs on both stores: a copy of the embedded store (qdrant-edge in tmp) and
-qdrant-client's ":memory:" store holding the same points. Expected rankings are computed with
+qdrant-client's ":memory:" store holding the same points; and with the catalog on both engines. Expected rankings are computed with
 numpy from the stored vectors.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy.engine import make_url
 
 from embed.predict import METHODS, Identification, softmax
 from embed.search import NotBuiltError, SearchService
@@ -22,9 +23,11 @@ from embed.search_cli import add_search_parsers, run_predict, run_search
 from index.catalog import Catalog
 from index.client_store import ClientStore
 from index.images import open_image
+from index.models import Base
 from index.schema import IMAGES, TAXA
 from index.store import SearchFilter, VectorStore, open_store
 from taxonomy import Rank, point_id
+from tests.conftest import ENGINES, copy_catalog
 from tests.ui.built_index import BuiltIndex, built_index, tiny_model  # noqa: F401  (fixture)
 
 STORES = ("edge", "memory")
@@ -41,9 +44,14 @@ def copy_points(source: VectorStore, target: VectorStore, catalog: Catalog, vect
     target.upsert_taxa(vector, taxa, [h.payload["text"] for h in hits], np.stack([h.vector for h in hits]))
 
 
-@pytest.fixture(scope="module")
-def search_catalog(built_index: BuiltIndex):
-    with Catalog(built_index.db) as catalog:
+@pytest.fixture(scope="module", params=ENGINES)
+def search_catalog(request: pytest.FixtureRequest, built_index: BuiltIndex):
+    """The built catalog, on SQLite as built and as a copy in PostgreSQL."""
+    url = built_index.db
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_server").new_database(request)
+        copy_catalog(Path(make_url(built_index.db).database), url, schema=Base.metadata)
+    with Catalog(url) as catalog:
         yield catalog
 
 

@@ -1,7 +1,7 @@
 """The store follows the catalog: re-ingests, new or wiped stores, and vector names that follow the weights.
 
 Every test runs real builds into the real embedded engine (qdrant-edge in a temp folder) and a real
-SQLite catalog, then reads the shards back.
+catalog (an SQLite file, and a database of the private PostgreSQL server), then reads the shards back.
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from taxonomy import point_id
 from tests.embed.conftest import make_test_collection
 
 VECTOR = "tol-tiny"
+READ_EVERY_S = 0.2
+BUILDS_AT_ONCE_TIMEOUT_S = 300  # far beyond the ~30 s they take on a busy machine: a deadlock, not slowness
 
 
 def _build(collection, store: Path, db: str, loaded, ingest: bool = True):
@@ -47,9 +49,9 @@ def _write_rows(catalog_csv: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def test_a_re_ingest_removes_gone_images_and_taxa_and_relabels(tmp_path, tiny):
+def test_a_re_ingest_removes_gone_images_and_taxa_and_relabels(tmp_path, db_url, tiny):
     collection = make_test_collection(tmp_path / "col", per_species=6)
-    db, store_dir = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
+    db, store_dir = db_url, tmp_path / "qdrant"
     _build(collection, store_dir, db, tiny)
     rows = _rows(collection.catalog)
     amphiprion = [r for r in rows if r["genus"] == "Amphiprion"]
@@ -92,9 +94,9 @@ def test_a_re_ingest_removes_gone_images_and_taxa_and_relabels(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("how", ["new store", "wiped store"])
-def test_a_build_into_a_new_or_wiped_store_makes_it_complete(tmp_path, tiny, how):
+def test_a_build_into_a_new_or_wiped_store_makes_it_complete(tmp_path, db_url, tiny, how):
     collection = make_test_collection(tmp_path / "col", per_species=3)
-    db, first = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
+    db, first = db_url, tmp_path / "qdrant"
     _build(collection, first, db, tiny)
     target = tmp_path / "other" if how == "new store" else first
     if how == "wiped store":
@@ -108,11 +110,11 @@ def test_a_build_into_a_new_or_wiped_store_makes_it_complete(tmp_path, tiny, how
         assert store.count(TAXA, vector=VECTOR) == len(catalog.taxa())
 
 
-def test_status_counts_what_this_store_holds(tmp_path, tiny):
+def test_status_counts_what_this_store_holds(tmp_path, db_url, tiny):
     from embed.status import collect_status
 
     collection = make_test_collection(tmp_path / "col", per_species=2)
-    db = str(tmp_path / "catalog.db")
+    db = db_url
     _build(collection, tmp_path / "qdrant", db, tiny)
     with Catalog(db) as catalog, open_store(str(tmp_path / "empty")) as empty:
         (status,) = collect_status(catalog, empty, model=VECTOR).models
@@ -131,11 +133,11 @@ def two_trained_models(tmp_path, tiny):
     return load_model(str(a)), load_model(str(b))
 
 
-def test_two_trained_models_get_their_own_vectors(tmp_path, two_trained_models):
+def test_two_trained_models_get_their_own_vectors(tmp_path, db_url, two_trained_models):
     a, b = two_trained_models
     assert a.vector_name != b.vector_name and a.vector_name.startswith("a-") and b.vector_name.startswith("b-")
     collection = make_test_collection(tmp_path / "col", per_species=2)
-    db, store_dir = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
+    db, store_dir = db_url, tmp_path / "qdrant"
     _build(collection, store_dir, db, a)
     summary = _build(collection, store_dir, db, b)
     n = len(collection.paths)
@@ -150,9 +152,9 @@ def test_two_trained_models_get_their_own_vectors(tmp_path, two_trained_models):
             np.testing.assert_allclose(stored.vector, Encoder(loaded).encode_images(pixels)[0], atol=1e-4)
 
 
-def test_other_weights_under_a_known_vector_name_are_refused_before_any_write(tmp_path, tiny):
+def test_other_weights_under_a_known_vector_name_are_refused_before_any_write(tmp_path, db_url, tiny):
     collection = make_test_collection(tmp_path / "col", per_species=2)
-    db, store_dir = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
+    db, store_dir = db_url, tmp_path / "qdrant"
     with Catalog(db) as catalog:
         catalog.register_model(VECTOR, "hf-hub:someone/tol-tiny", "hf-hub:someone/tol-tiny")
     with pytest.raises(VectorNameConflictError, match="'tol-tiny' already holds the vectors of "
@@ -163,28 +165,46 @@ def test_other_weights_under_a_known_vector_name_are_refused_before_any_write(tm
 
 
 @pytest.mark.slow
-def test_two_builds_at_once_on_one_catalog_both_finish(tmp_path):
-    """Two processes ingest one collection into one new catalog and build into two stores at the same time."""
+def test_two_builds_of_two_models_at_once_with_a_reader(tmp_path, db_url, two_trained_models):
+    """Two processes ingest one collection into one new catalog and build two models into two stores at
+    once, while this process reads the catalog: nothing lost or doubled, no deadlock, reads never go back."""
     import os
     import subprocess
     import sys
+    import time
 
     repo = Path(__file__).resolve().parents[2]
-    collection = make_test_collection(tmp_path / "col", per_species=40, size=16)
-    db = str(tmp_path / "catalog.db")
-    commands = [[sys.executable, "-m", "embed", "build", "--model", "tol-tiny", "--catalog", str(collection.catalog),
-                 "--images", str(collection.images), "--store", str(tmp_path / name), "--db", db,
-                 "--workers", "0"] for name in ("store-a", "store-b")]
+    collection = make_test_collection(tmp_path / "col", per_species=20, size=16)
+    builds = {model.vector_name: (model.spec, str(tmp_path / f"store-{i}")) for i, model in enumerate(two_trained_models)}
+    commands = [[sys.executable, "-m", "embed", "build", "--model", spec, "--catalog", str(collection.catalog),
+                 "--images", str(collection.images), "--store", store, "--db", db_url, "--workers", "0"]
+                for spec, store in builds.values()]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     processes = [subprocess.Popen(c, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for c in commands]
-    outputs = [p.communicate(timeout=600) for p in processes]
+    seen: dict[str, int] = dict.fromkeys(builds, 0)
+    reads, deadline = 0, time.monotonic() + BUILDS_AT_ONCE_TIMEOUT_S
+    while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+        with Catalog(db_url) as reader:  # opened anew each time: also races the builds' set-up of the catalog
+            for name, (_, store) in builds.items():
+                count = reader.embedded_count(name, store)
+                assert count >= seen[name], f"{name}: {count} embedded after {seen[name]}"
+                seen[name] = count
+            assert {run.status for run in reader.runs()} <= {"running", "done"}
+        reads += 1
+        time.sleep(READ_EVERY_S)  # leave the CPU to the builds
+    outputs = [p.communicate(timeout=max(deadline - time.monotonic(), 1)) for p in processes]
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-2000:]
         assert "Traceback" not in err
     n = len(collection.paths)
-    with Catalog(db) as catalog:
-        assert len(catalog.images()) == n
-        for name in ("store-a", "store-b"):
-            assert catalog.embedded_count(VECTOR, str(tmp_path / name)) == n
-        assert [run.status for run in catalog.runs()] == ["done", "done"]
+    with Catalog(db_url) as catalog:
+        assert len(catalog.images()) == n and catalog.stats().taxa_per_rank["species"] == 4
+        for name, (_, store) in builds.items():
+            assert catalog.embedded_count(name, store) == n
+            (run,) = catalog.runs(name)
+            assert (run.status, run.done, run.failed) == ("done", n, 0)
+    for name, (_, store) in builds.items():
+        with open_store(store) as opened:
+            assert opened.count(IMAGES, vector=name) == n
+    assert reads > 1

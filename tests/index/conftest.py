@@ -105,8 +105,9 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] | None = None
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog(f"sqlite:///{tmp_path / 'db' / 'catalog.db'}") as opened:
+def catalog(db_url: str) -> Iterator[Catalog]:
+    """A new catalog, once on SQLite and once on PostgreSQL."""
+    with Catalog(db_url) as opened:
         yield opened
 
 

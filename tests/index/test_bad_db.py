@@ -18,10 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 NOT_A_DATABASE = "field notes, not a database\n"
 
 
-def _run(module: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(module: str, *argv: str, cwd: Path, blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`python -m module argv`; the modules in `blocked` cannot be imported, as if not installed."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TOL_")}
     environment["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", module, *argv], cwd=cwd, env=environment, capture_output=True,
+    start = ["-m", module]
+    if blocked:
+        start = ["-c", f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); "
+                       f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"]
+    return subprocess.run([sys.executable, *start, *argv], cwd=cwd, env=environment, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -45,16 +50,18 @@ CASES = [
     ("notes.db", "'notes.db': it is not an SQLite database"),
     ("postgres//x", "'postgres//x': a database URL needs '://' after its kind"),
     ("foo://", "'foo://': SQLAlchemy knows no database kind 'foo'"),
+    # psycopg is installed with the tests: the missing driver is simulated by blocking its import.
     ("postgresql+psycopg://u:secret@localhost/db",
      "'postgresql+psycopg://u:***@localhost/db': its driver 'psycopg' is not installed "
      "(pip install 'tree-of-life-search[postgres]')"),
 ]
+MISSING_DRIVER = CASES[-1][0]
 
 
 @pytest.mark.parametrize(("db", "reason"), CASES)
 def test_index_stats_names_the_bad_db_in_one_line(tmp_path, db, reason):
     workdir = _workdir(tmp_path)
-    result = _run("index", "stats", "--db", db, cwd=workdir)
+    result = _run("index", "stats", "--db", db, cwd=workdir, blocked=("psycopg",) if db == MISSING_DRIVER else ())
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"index: error: cannot open the catalog database {reason}")

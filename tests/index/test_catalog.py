@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, inspect, text
 
 from index import Catalog as LazyCatalog
 from index import catalog as catalog_module
-from index.catalog import Catalog
+from index.catalog import BuildInProgressError, Catalog
 from index.config import resolve_db_url, resolve_setting
 from index.readers import read_collection
 from index.records import BuildRun, ImageRecord, Problem, image_point_id
 from taxonomy import Rank
+from tests.conftest import ENGINES, copy_catalog, engine_url
 from tests.index.conftest import JAY, MAGPIE, make_image
 
 
@@ -46,8 +49,8 @@ def test_environment_chooses_the_catalog(tmp_path, monkeypatch):
         assert catalog.runs() == []
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog, tmp_path):
-    with catalog._engine.connect() as connection:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
+    with Catalog(f"sqlite:///{tmp_path / 'db' / 'catalog.db'}") as catalog, catalog._engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     with sqlite3.connect(tmp_path / "db" / "catalog.db") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -81,9 +84,9 @@ def test_taxa_come_from_present_images_with_counts(catalog, collection):
         catalog.taxa("tribe")
 
 
-def test_stats_count_ranks_kingdoms_splits_and_keep_the_last_problems(tmp_path, collection):
+def test_stats_count_ranks_kingdoms_splits_and_keep_the_last_problems(db_url, collection):
     csv_file, root = collection
-    url = f"sqlite:///{tmp_path / 'stats.db'}"
+    url = db_url
     (root / "birds" / "jay.jpg").write_bytes(b"")
     with Catalog(url) as catalog:
         catalog.ingest(read_collection(csv_file, root))
@@ -245,16 +248,46 @@ def test_a_vector_name_never_holds_two_models_weights(catalog):
         catalog.register_model("bioclip", "hf-hub:x/bioclip", "hf-hub:x/bioclip")
 
 
-def test_a_catalog_written_by_the_previous_release_opens_and_keeps_everything(tmp_path):
-    """tests/index/data/catalog_v1.db was written by main at 57d6aa0: schema version 1."""
-    import shutil
-    from pathlib import Path
+V1_CATALOG = Path(__file__).parent / "data" / "catalog_v1.db"  # written by main at 57d6aa0: schema version 1
 
-    from index.migrations import SCHEMA_VERSION, VERSION_KEY
 
-    old = tmp_path / "catalog.db"
-    shutil.copy(Path(__file__).parent / "data" / "catalog_v1.db", old)
-    with Catalog(f"sqlite:///{old}") as upgraded:
+def _catalog_of_the_previous_release(engine: str, request, tmp_path: Path) -> str:
+    url = engine_url(engine, request, tmp_path)
+    if engine == "sqlite":
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(V1_CATALOG, tmp_path / "catalog.db")
+    else:
+        copy_catalog(V1_CATALOG, url)
+    return url
+
+
+def _schema_version(url: str) -> str | None:
+    from index.migrations import VERSION_KEY
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT value FROM catalog_meta WHERE key = :key"),
+                                      {"key": VERSION_KEY}).scalar()
+    finally:
+        engine.dispose()
+
+
+def _schema_version_table_absent(url: str) -> bool:
+    engine = create_engine(url)
+    try:
+        return "catalog_meta" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_catalog_written_by_the_previous_release_opens_and_keeps_everything(engine, request, tmp_path):
+    from index.migrations import SCHEMA_VERSION
+
+    url = _catalog_of_the_previous_release(engine, request, tmp_path)
+    assert _schema_version_table_absent(url)
+    with Catalog(url) as upgraded:
         stats = upgraded.stats()
         assert (stats.images, stats.taxa_per_rank["species"]) == (12, 4)
         # The marks belong to the store of the model's last finished run.
@@ -263,18 +296,50 @@ def test_a_catalog_written_by_the_previous_release_opens_and_keeps_everything(tm
         runs = upgraded.runs()
         assert [(r.id, r.status, r.done) for r in runs] == [(2, "interrupted", 0), (1, "done", 10)]
         upgraded.finish_run(upgraded.start_run("tol-tiny", "tol-tiny", "/srv/qdrant"), "done")
-    with Catalog(f"sqlite:///{old}") as again:  # opening twice upgrades once
-        assert len(again.runs()) == 3
-    version = sqlite3.connect(old).execute("SELECT value FROM catalog_meta WHERE key = ?", (VERSION_KEY,)).fetchone()
-    assert version == (str(SCHEMA_VERSION),)
+        running = upgraded.start_run("tol-tiny", "tol-tiny", "/srv/qdrant")
+        with pytest.raises(BuildInProgressError):  # the upgrade made the index that allows one running run
+            upgraded.start_run("tol-tiny", "tol-tiny", "/srv/qdrant")
+        upgraded.finish_run(running, "done")
+    with Catalog(url) as again:  # opening twice upgrades once
+        assert len(again.runs()) == 4
+    assert _schema_version(url) == str(SCHEMA_VERSION)
 
 
-def test_a_catalog_of_a_newer_release_is_refused(tmp_path):
+def _schema(url: str) -> dict[str, dict[str, object]]:
+    """Every table's columns, keys, constraint and index names and partial-index conditions, as text."""
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {table: {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)],
+            "primary key": found.get_pk_constraint(table),
+            "foreign keys": found.get_foreign_keys(table),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]),
+                               sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items()))
+                              for i in found.get_indexes(table)),
+        } for table in found.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_upgraded_catalog_has_the_schema_of_a_new_one(engine, request, tmp_path):
+    upgraded = _catalog_of_the_previous_release(engine, request, tmp_path / "old")
+    new = engine_url(engine, request, tmp_path / "new")
+    for url in (upgraded, new):
+        Catalog(url).close()
+    assert _schema(upgraded) == _schema(new)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_catalog_of_a_newer_release_is_refused(engine, request, tmp_path):
     from index.migrations import SCHEMA_VERSION, CatalogVersionError
 
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    url = engine_url(engine, request, tmp_path)
     Catalog(url).close()
-    with sqlite3.connect(tmp_path / "catalog.db") as db:
-        db.execute("UPDATE catalog_meta SET value = ?", (str(SCHEMA_VERSION + 1),))
+    engine_ = create_engine(url)
+    with engine_.begin() as connection:
+        connection.execute(text("UPDATE catalog_meta SET value = :v"), {"v": str(SCHEMA_VERSION + 1)})
+    engine_.dispose()
     with pytest.raises(CatalogVersionError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
         Catalog(url)
