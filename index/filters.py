@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from index.schema import LINEAGE, RANK, SOURCE, SPLIT
+from index.schema import LINEAGE, RANK, SOURCE, SOURCES, SPLIT
 from taxonomy import Rank
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ class SearchFilter:
     exclude: clade keys; a point matches only when its `lineage` contains NONE of them.
     rank: payload `rank` equals this rank's label (the taxa of one rank, or images labelled to it).
     split, source: payload equality.
+    sources: names of taxon sets (`catalog`, a reference set such as `ncbi`); a taxon matches when
+        its `sources` holds ANY of them.
     """
 
     within: tuple[str, ...] = ()
@@ -45,12 +47,17 @@ class SearchFilter:
     rank: Rank | None = None
     split: str | None = None
     source: str | None = None
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "within", _keys(self.within, "within"))
         object.__setattr__(self, "exclude", _keys(self.exclude, "exclude"))
         if self.rank is not None:
             object.__setattr__(self, "rank", Rank.parse(self.rank))
+        sources = (self.sources,) if isinstance(self.sources, str) else tuple(self.sources)
+        if any(not isinstance(s, str) or not s for s in sources):
+            raise ValueError(f"SearchFilter.sources: expected set names such as 'catalog' or 'ncbi', got {sources!r}")
+        object.__setattr__(self, "sources", sources)
         for name in ("split", "source"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -58,7 +65,7 @@ class SearchFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.within or self.exclude or self.rank is not None or self.split or self.source)
+        return not (self.within or self.exclude or self.rank is not None or self.split or self.source or self.sources)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,8 @@ def filter_spec(
             must.append((SPLIT, (search_filter.split,)))
         if search_filter.source:
             must.append((SOURCE, (search_filter.source,)))
+        if search_filter.sources:
+            must.append((SOURCES, search_filter.sources))
     must.extend((name, (value,)) for name, value in also)
     must_not.extend((name, tuple(values)) for name, values in none_of if values)
     if not must and not must_not and ids is None and has_vector is None and has_field is None:
