@@ -16,14 +16,17 @@ from typing import Any
 from embed.constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
+    DEFAULT_HIGHER_RANK_VECTORS,
     DEFAULT_MODEL,
     DEVICES,
+    HIGHER_RANK_VECTORS,
     ENV_DB,
     ENV_MODEL,
     ENV_STORE,
 )
 from embed.search_cli import add_search_parsers, validate_predict
-from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES
+from taxonomy import DEFAULT_TEST_TEXT_TYPE, RANK_LABELS, TEXT_TYPES, Rank
+from taxonomy.text import TEMPLATE_COUNT
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +95,48 @@ def _add_status(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
 
 
+def _add_taxa(subparsers: argparse._SubParsersAction) -> None:
+    taxa = subparsers.add_parser(
+        "taxa",
+        help="add, list, rename or remove reference sets of taxa: identification candidates beyond the catalog",
+        description="Reference taxa (SPEC §2): an NCBI clade, a checklist or BioCLIP's published species embeddings, "
+                    "written into the store's taxa collection under a set name (each taxon's `sources`). "
+                    "Adding a set again changes nothing; the catalog's own taxa are never removed.",
+    )
+    action = taxa.add_mutually_exclusive_group(required=True)
+    action.add_argument("--ncbi", nargs="+", metavar="CLADE",
+                        help="NCBI clades (names or taxids, offline): every taxon under them at the 7 ranks, "
+                             "with common names; set `ncbi` (clades added to it accumulate)")
+    action.add_argument("--checklist", metavar="CSV",
+                        help="a species list: rank columns or Darwin Core scientificName; set named after the file")
+    action.add_argument("--tol-embeddings", metavar="DIR",
+                        help="a folder with txt_emb_species.npy (dim, N) + txt_emb_species.json, imported as "
+                             "given; set `tol-10m`")
+    action.add_argument("--list", action="store_true", help="the sets in the store, with taxa per rank")
+    action.add_argument("--remove", metavar="SET", help="take a set out (taxa the catalog or another set holds stay)")
+    action.add_argument("--rename", nargs=2, metavar=("OLD", "NEW"), help="rename a set")
+    taxa.add_argument("--name", metavar="SET", help="name of the set added (default: ncbi, tol-10m, the CSV's stem)")
+    taxa.add_argument("--ranks", metavar="R,...", help=f"ranks to add (default: all of {','.join(RANK_LABELS)})")
+    taxa.add_argument("--model", **MODEL_ARG)
+    taxa.add_argument("--templates", type=int, default=TEMPLATE_COUNT, metavar="N",
+                      help=f"prompt templates averaged per taxon (default: {TEMPLATE_COUNT}, SPEC §4); "
+                           "1 is ~80x faster, at some accuracy")
+    taxa.add_argument("--text-type", choices=TEXT_TYPES, default=DEFAULT_TEST_TEXT_TYPE,
+                      help=f"text type of the taxon embeddings (default: {DEFAULT_TEST_TEXT_TYPE})")
+    taxa.add_argument("--higher-ranks", choices=HIGHER_RANK_VECTORS, default=DEFAULT_HIGHER_RANK_VECTORS,
+                      help="--tol-embeddings: vectors of the derived genera, families, ...: the normalised mean "
+                           "of their species' (default, no model needed) or the model's text tower")
+    taxa.add_argument("--device", **DEVICE_ARG)
+    taxa.add_argument("--store", **STORE_ARG)
+    taxa.add_argument("--api-key", **API_KEY_ARG)
+    taxa.add_argument("--db", **DB_ARG)
+    taxa.add_argument("--format", choices=("table", "json"), default="table", help="output format of --list")
+
+
 # `add_search_parsers` registers `search` and `predict` (embed/search_cli.py).
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, _add_status, add_search_parsers]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_build, _add_status, add_search_parsers, _add_taxa,
+]
 
 
 def create_parser() -> argparse.ArgumentParser:
@@ -120,6 +163,26 @@ def _validate_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
 
 
+def _validate_taxa(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    adding = bool(args.ncbi or args.checklist or args.tol_embeddings)
+    if args.name is not None and not adding:
+        parser.error("--name names a set being added (--ncbi, --checklist, --tol-embeddings); "
+                     "to rename a set use --rename OLD NEW")
+    if not 1 <= args.templates <= TEMPLATE_COUNT:
+        parser.error(f"--templates must be from 1 to {TEMPLATE_COUNT}, got {args.templates}")
+    if not _DEVICE_PATTERN.match(args.device):
+        parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    ranks = tuple(Rank)
+    if args.ranks is not None:
+        try:
+            ranks = tuple(sorted({Rank.parse(r) for r in args.ranks.split(",") if r.strip()}))
+        except ValueError as e:
+            parser.error(f"--ranks: {e}")
+        if not ranks:
+            parser.error(f"--ranks: expected some of {','.join(RANK_LABELS)}")
+    args.ranks = ranks
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and check; fills --model from $TOL_MODEL (flags > environment > defaults).
 
@@ -135,6 +198,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         _validate_build(parser, args)
     elif args.command == "predict":
         validate_predict(parser, args)
+    elif args.command == "taxa":
+        args.model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
+        _validate_taxa(parser, args)
     return args
 
 

@@ -156,11 +156,93 @@ def predict_command(args: argparse.Namespace) -> int:
     return run_predict(args)
 
 
+def format_set_summary(summary) -> str:
+    """What `taxa` prints after adding a set."""
+    ranks = ", ".join(f"{rank} {n}" for rank, n in summary.per_rank.items() if n)
+    lines = [
+        f"set:     {summary.name} ({summary.kind}) -> vector {summary.vector_name!r} in {summary.store}",
+        f"taxa:    {summary.taxa} ({ranks or 'none'}): {summary.new} new, {summary.joined} already in the store "
+        f"(the set joined their sources), {summary.unchanged} already in the set",
+        f"vectors: {summary.embedded} embedded, {summary.copied} copied as given ({summary.note}), "
+        f"{summary.seconds:.1f} s",
+    ]
+    if summary.released or summary.removed:
+        lines.append(f"left:    {summary.released + summary.removed} taxa left the set: {summary.removed} removed, "
+                     f"{summary.released} kept for the catalog or another set")
+    if summary.skipped:
+        lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in summary.skipped.items()))
+    for problem in summary.problems[:_MAX_LISTED_FAILURES]:
+        lines.append(f"  skipped: {problem}")
+    if len(summary.problems) > _MAX_LISTED_FAILURES:
+        lines.append(f"  ... and {len(summary.problems) - _MAX_LISTED_FAILURES} more")
+    return "\n".join(lines)
+
+
+def format_set_list(listings) -> str:
+    """`taxa --list` as a table: one row per set, taxa per rank."""
+    from taxonomy import RANK_LABELS
+
+    if not listings:
+        return "no taxa in the store yet (python -m embed build, or python -m embed taxa --ncbi CLADE)"
+    header = ["set", "kind", *RANK_LABELS, "total", "model", "from"]
+    rows = [[item.name, item.kind or "?", *(str(item.per_rank.get(r, 0)) for r in RANK_LABELS), str(item.total),
+             item.model, " ".join(item.arguments)] for item in listings]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in [header, *rows])
+
+
+def taxa_command(args: argparse.Namespace) -> int:
+    from embed import reference
+    from embed.models import ModelUnavailableError
+    from index.catalog import CatalogError
+    from index.store import StoreError
+
+    options = reference.TaxaOptions(
+        model=args.model, store=args.store, db=args.db, api_key=args.api_key, name=args.name, ranks=args.ranks,
+        device=args.device, text_type=args.text_type, templates=args.templates, higher_ranks=args.higher_ranks,
+    )
+    progress = TqdmProgress()
+    try:
+        if args.list:
+            listings = reference.list_reference_sets(options)
+            print(json.dumps([asdict(item) for item in listings], indent=2) if args.format == "json"
+                  else format_set_list(listings))
+            return EXIT_OK
+        if args.remove:
+            released, removed = reference.remove_set(args.remove, options)
+            print(f"removed set {args.remove!r}: {removed} taxa deleted, {released} kept for the catalog or "
+                  "another set")
+            return EXIT_OK
+        if args.rename:
+            count = reference.rename_set(args.rename[0], args.rename[1], options)
+            print(f"renamed set {args.rename[0]!r} to {args.rename[1]!r}: {count} taxa")
+            return EXIT_OK
+        if args.ncbi:
+            summary = reference.add_ncbi(args.ncbi, options, progress)
+        elif args.checklist:
+            summary = reference.add_checklist(Path(args.checklist), options, progress)
+        else:
+            summary = reference.add_tol(Path(args.tol_embeddings), options, progress)
+    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError, CatalogError) as e:
+        progress.close()
+        logger.error("taxa failed: %s", e)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        progress.close()
+        logger.error("taxa interrupted: what was written stays; run the same command again to finish")
+        return EXIT_INTERRUPTED
+    progress.close()
+    print(format_set_summary(summary))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": build_command,
     "status": status_command,
     "search": search_command,
     "predict": predict_command,
+    "taxa": taxa_command,
 }
 
 

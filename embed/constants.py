@@ -10,6 +10,8 @@ BIOCLIP_MODEL = "hf-hub:imageomics/bioclip"
 BIOCLIP_2_MODEL = "hf-hub:imageomics/bioclip-2"
 TOL_TINY_MODEL = "tol-tiny"
 DEFAULT_MODEL = BIOCLIP_MODEL
+# Vector dimensions of Hub models whose config may not be reachable offline (a ToL import checks them).
+KNOWN_HUB_DIMS: dict[str, int] = {BIOCLIP_MODEL: 512, BIOCLIP_2_MODEL: 768}
 RANDOM_INIT_SEED = 0  # models without weights are seeded: a build and its resume agree
 PRETRAINED_SEPARATOR = ":"  # `ViT-B-16:openai` = open_clip built-in name + pretrained tag
 
@@ -46,3 +48,15 @@ PREFETCH_FACTOR = 4
 ENV_STORE = "TOL_STORE"
 ENV_DB = "TOL_DB"
 ENV_MODEL = "TOL_MODEL"
+
+# Reference taxa (`python -m embed taxa`, SPEC §2, §5, §7).
+NCBI_SET = "ncbi"  # the default set name of --ncbi; clades added under one name accumulate
+TOL_SET = "tol-10m"  # the default set name of --tol-embeddings (BioCLIP's TreeOfLife-10M species)
+SET_KINDS: tuple[str, ...] = ("ncbi", "checklist", "tol")
+# Names a set may not take: `catalog` is the collection's own, `all` picks every set in `predict --taxa`.
+RESERVED_SET_NAMES: tuple[str, ...] = ("catalog", "all")
+REFERENCE_CHUNK = 512  # taxa looked up, encoded or copied, and written together
+HIGHER_RANK_VECTORS: tuple[str, ...] = ("mean", "text")  # how a ToL import gets its genera, families, ...
+DEFAULT_HIGHER_RANK_VECTORS = "mean"
+# `text` of a higher rank whose vector is the normalised mean of its species' published vectors.
+MEAN_TEXT = "mean of {n} species vectors: {caption}"

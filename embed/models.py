@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from embed.configs import CONFIG_DIR, list_configs
 from embed.constants import (
     HF_HUB_PREFIX,
+    KNOWN_HUB_DIMS,
     LOCAL_DIR_PREFIX,
     OPEN_CLIP_CONFIG_FILE,
     OPEN_CLIP_WEIGHTS_FILE,
@@ -180,6 +181,22 @@ def model_identity(spec: str) -> ModelIdentity:
 def model_vector_name(spec: str) -> str:
     """The Qdrant vector name of a model spec (see `model_identity`)."""
     return model_identity(spec).vector_name
+
+
+def model_dim(spec: str) -> int | None:
+    """The vector dimension a spec makes, read from its config without building it; None when unknown
+    (a Hub model other than BioCLIP's, whose config is not at hand offline)."""
+    resolved = resolve_spec(spec)
+    if resolved.kind == "hf-hub":
+        return KNOWN_HUB_DIMS.get(resolved.spec.rstrip("/"))
+    if resolved.kind == "folder":
+        folder = _local_folder(spec.strip())
+        assert folder is not None
+        config = json.loads((folder / OPEN_CLIP_CONFIG_FILE).read_text())
+        return int(config.get("model_cfg", config)["embed_dim"])
+    import open_clip
+
+    return int(open_clip.get_model_config(resolved.open_clip_name)["embed_dim"])
 
 
 @cache

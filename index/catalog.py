@@ -30,11 +30,11 @@ from index.ingest import Progress, ingest_collection
 from index.errors import CatalogError
 from index.migrations import upgrade
 from index.models import (
-    BuildRunRow, EmbeddingRow, ImageRow, IngestRow, ModelRow, TaxonRow, as_utc, build_run_record,
-    failure_value, image_record, problem_record, taxon_record, utcnow,
+    BuildRunRow, EmbeddingRow, ImageRow, IngestRow, ModelRow, ReferenceSetRow, TaxonRow, as_utc, build_run_record,
+    failure_value, image_record, problem_record, reference_set_record, taxon_record, utcnow,
 )
 from index.readers import Collection
-from index.records import BuildRun, CatalogStats, ImageRecord, IngestSummary, Problem
+from index.records import BuildRun, CatalogStats, ImageRecord, IngestSummary, Problem, ReferenceSet
 from taxonomy.constants import Rank
 from taxonomy.taxon import Taxon
 
@@ -355,6 +355,42 @@ class Catalog:
             except IntegrityError:
                 if attempt:
                     raise
+
+    # --- reference sets of taxa --------------------------------------------------------------------
+
+    def record_reference_set(self, reference: ReferenceSet) -> None:
+        """Create or replace the record of a reference set in its store (`added` kept on replace)."""
+        _check_name("reference set", reference.name)
+        now = utcnow()
+        with self._sessions.begin() as session:
+            row = session.get(ReferenceSetRow, (reference.store, reference.name))
+            if row is None:
+                row = ReferenceSetRow(store=reference.store, name=reference.name, added=now)
+                session.add(row)
+            row.kind, row.arguments, row.model = reference.kind, list(reference.arguments), reference.model
+            row.spec, row.details, row.updated = reference.spec, dict(reference.details), now
+
+    def reference_sets(self, store: str) -> list[ReferenceSet]:
+        """The reference sets recorded for `store`, by name."""
+        query = select(ReferenceSetRow).where(ReferenceSetRow.store == store).order_by(ReferenceSetRow.name)
+        with self._sessions() as session:
+            return [reference_set_record(row) for row in session.scalars(query)]
+
+    def rename_reference_set(self, store: str, old: str, new: str) -> None:
+        """Rename a recorded set; a set that was never recorded here is left alone."""
+        _check_name("reference set", new)
+        with self._sessions.begin() as session:
+            row = session.get(ReferenceSetRow, (store, old))
+            if row is not None:
+                session.add(ReferenceSetRow(
+                    store=store, name=new, kind=row.kind, arguments=row.arguments, model=row.model, spec=row.spec,
+                    details=row.details, added=row.added, updated=utcnow()))
+                session.delete(row)
+
+    def forget_reference_set(self, store: str, name: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(delete(ReferenceSetRow).where(
+                ReferenceSetRow.store == store, ReferenceSetRow.name == name))
 
     def interrupt_dead_runs(self) -> list[int]:
         """Mark `running` runs whose process is gone as `interrupted`; returns their ids.

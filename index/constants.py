@@ -82,3 +82,8 @@ NEW_SHARD_BYTES = 256 * 2**20
 EXIT_OK = 0
 EXIT_NOTHING_READ = 1
 EXIT_USAGE = 2
+
+# BioCLIP's published species embeddings (SPEC §2 reference taxa): a (dim, N) float array of unit
+# columns and N entries `[[kingdom, phylum, class, order, family, genus, epithet], common_name]`.
+TOL_VECTORS_FILE = "txt_emb_species.npy"
+TOL_NAMES_FILE = "txt_emb_species.json"

@@ -86,6 +86,13 @@ def taxon_payload(taxon: Taxon, text: str, sources: Sequence[str] = (CATALOG_SOU
     return payload
 
 
+def taxon_from_payload(payload: dict[str, Any]) -> Taxon:
+    """The taxon a `taxa` payload describes (the inverse of `taxon_payload`, `text` and `sources` aside)."""
+    names = {rank.label: payload.get(rank.label, "") for rank in Rank}
+    return Taxon(Lineage.from_ranks(names, payload.get(COMMON_NAME, "")), Rank.parse(payload[RANK]),
+                 int(payload.get("n_images", 0)))
+
+
 def taxon_point_id(taxon: Taxon) -> str:
     """The point id of a taxon: UUIDv5 of its key (SPEC §3)."""
     return point_id(taxon.lineage.key(taxon.rank))

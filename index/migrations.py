@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from index.constants import RUN_INTERRUPTED, RUN_RUNNING
 from index.errors import CatalogError
-from index.models import RUNNING_RUN_INDEX, Base, BuildRunRow, EmbeddingRow, MetaRow, utcnow
+from index.models import RUNNING_RUN_INDEX, Base, BuildRunRow, EmbeddingRow, MetaRow, ReferenceSetRow, utcnow
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_KEY = "schema_version"
 _FIRST_VERSION = 1  # tables without `catalog_meta`
 SET_UP_ATTEMPTS = 5
@@ -65,8 +65,13 @@ def _v1_to_v2(connection: Connection) -> None:
     connection.execute(text("DROP TABLE embeddings_v1"))
 
 
+def _v2_to_v3(connection: Connection) -> None:
+    """Reference sets of taxa (`python -m embed taxa`) are recorded per store."""
+    ReferenceSetRow.__table__.create(connection, checkfirst=True)
+
+
 # STEPS[v] upgrades a catalog of version v to v + 1.
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _version(connection: Connection) -> int | None:

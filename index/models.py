@@ -15,7 +15,7 @@ from index.constants import (
     ID_LENGTH, IMAGE_PRESENT, KEY_LENGTH, NAME_LENGTH, PATH_LENGTH, RUN_RUNNING, SHA256_LENGTH,
     STATUS_LENGTH,
 )
-from index.records import BuildRun, ImageRecord, Problem
+from index.records import BuildRun, ImageRecord, Problem, ReferenceSet
 from taxonomy.constants import RANK_LABELS, Rank
 from taxonomy.lineage import Lineage
 from taxonomy.taxon import Taxon
@@ -148,6 +148,26 @@ class ModelRow(Base):
     registered: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ReferenceSetRow(Base):
+    """A reference set of taxa in one store: what was asked to make it, and what it held when last written.
+
+    Which taxa belong to it lives in the store (each taxon's `sources`), where `predict` reads it;
+    this row keeps what the store cannot: the set's kind, arguments and model.
+    """
+
+    __tablename__ = "reference_sets"
+
+    store: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(STATUS_LENGTH))
+    arguments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))  # the vector name its vectors fill
+    spec: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # templates, text type, counts per rank
+    added: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class MetaRow(Base):
     """Facts about the catalog itself: its schema version."""
 
@@ -220,4 +240,11 @@ def build_run_record(row: BuildRunRow) -> BuildRun:
         finished=as_utc(row.finished), status=row.status, done=row.done, skipped=row.skipped,
         failed=row.failed, rate=row.rate, failures=tuple(problem_record(f) for f in row.failures or ()),
         pid=row.pid, host=row.host or "", heartbeat=as_utc(row.heartbeat),
+    )
+
+
+def reference_set_record(row: ReferenceSetRow) -> ReferenceSet:
+    return ReferenceSet(
+        name=row.name, kind=row.kind, arguments=tuple(row.arguments or ()), model=row.model, spec=row.spec,
+        store=row.store, details=dict(row.details or {}), added=as_utc(row.added), updated=as_utc(row.updated),
     )

@@ -150,6 +150,10 @@ def _row_problem(row: dict[str | None, object], path: str, lineage: Lineage, fir
         return f"empty {PATH_COLUMN}"
     if path in first_row:
         return f"duplicate of row {first_row[path]}"
+    return _lineage_problem(lineage)
+
+
+def _lineage_problem(lineage: Lineage) -> str:
     if lineage.is_empty:
         return f"no rank given (none of {', '.join(RANK_LABELS)}, scientificName)"
     slashed = [rank for rank in Rank if KEY_SEPARATOR in lineage.get(rank)]
@@ -158,6 +162,74 @@ def _row_problem(row: dict[str | None, object], path: str, lineage: Lineage, fir
         return (f"{KEY_SEPARATOR!r} in the {rank.label} name {lineage.get(rank)!r} "
                 "(it separates the ranks of taxon keys)")
     return ""
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """A species list (SPEC §2 reference taxa): one lineage per usable row, and the rows that were not."""
+
+    path: Path
+    lineages: list[Lineage]
+    problems: list[Problem] = field(default_factory=list)
+    unknown_columns: tuple[str, ...] = ()
+
+
+def read_checklist(path: Path) -> Checklist:
+    """A checklist CSV: the catalog's rank columns (or Darwin Core `scientificName` + ranks), no `filepath`.
+
+    A row repeating an earlier row's taxon is reported and skipped, as is a row without any rank.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: no rank column, or not UTF-8 CSV text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        raise FileNotFoundError(f"checklist {path} {what}")
+    origin = str(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            headers = list(reader.fieldnames or [])
+            columns = HeaderMap.from_headers(headers)
+            if not columns.has_taxonomy:
+                found = ", ".join(headers) or "no header line"
+                raise ValueError(f"{path}: no rank column; expected some of {', '.join(RANK_LABELS)} or "
+                                 f"scientificName, found {found}")
+            lineages, problems = _checklist_rows(reader, columns, origin)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV file ({e})") from e
+    unknown = tuple(h for h in columns.unknown)
+    if unknown:
+        logger.warning("%s: unknown columns ignored: %s", path, ", ".join(unknown))
+    logger.info("%s: %d taxa read, %d rows with problems", path, len(lineages), len(problems))
+    return Checklist(path, lineages, problems, unknown)
+
+
+def _checklist_rows(reader: csv.DictReader, columns: HeaderMap, origin: str) -> tuple[list[Lineage], list[Problem]]:
+    lineages: list[Lineage] = []
+    problems: list[Problem] = []
+    first_row: dict[str, int] = {}
+    n_columns = len(reader.fieldnames or [])
+    for row_number, row in _csv_records(reader, origin, problems):
+        lineage = columns.lineage(row)
+        if None in row:
+            reason = f"{len(row[None])} more fields than the header's {n_columns}"  # type: ignore[arg-type]
+        elif any(isinstance(value, str) and _NUL in value for value in row.values()):
+            reason = "NUL byte in a field"
+        else:
+            reason = _lineage_problem(lineage)
+        key = lineage.key()
+        if not reason and key in first_row:
+            reason = f"{key} repeats row {first_row[key]}"
+        if reason:
+            problems.append(Problem(origin, row_number, "", reason))
+            continue
+        first_row[key] = row_number
+        lineages.append(lineage)
+    return lineages, problems
 
 
 def parse_class_folder(name: str) -> Lineage | None:

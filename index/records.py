@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 from pathlib import Path
 
@@ -125,3 +126,18 @@ class BuildRun:
     pid: int | None = None  # the build's process, on `host`
     host: str = ""
     heartbeat: datetime | None = None  # when it last reported progress
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """A named set of reference taxa in one store (`python -m embed taxa`), as the catalog records it."""
+
+    name: str  # the value in each of its taxa's `sources`
+    kind: str  # ncbi | checklist | tol
+    arguments: tuple[str, ...]  # clades, or the file or folder it was read from
+    model: str  # the vector name its vectors fill
+    spec: str
+    store: str
+    details: dict[str, Any] = field(default_factory=dict)  # templates, text type, counts per rank
+    added: datetime | None = None
+    updated: datetime | None = None

@@ -78,3 +78,14 @@ TREE_FORMATS: tuple[str, ...] = ("ascii", "newick")
 # Validation messages list at most this many row references per placement.
 VALIDATE_ROWS_SHOWN = 10
 RESOLVE_FORMATS: tuple[str, ...] = ("table", "json")
+
+# NCBI names that are not real species (SPEC §2 reference taxa), by the reason they are left out:
+# a species must be "<its genus> <epithet>", the epithet lower-case letters and hyphens only.
+NCBI_SPECIES_EPITHET = r"[a-z][a-z\-]*"
+NCBI_EXCLUDED_WORDS: dict[str, tuple[str, ...]] = {
+    "sp.": ("sp.", "spp.", "sp"),
+    "cf./aff.": ("cf.", "aff.", "cf", "aff", "nr."),
+    "hybrid": ("x", "×"),
+    "environmental": ("environmental", "uncultured", "unidentified", "unclassified", "metagenome"),
+}
+NCBI_NOT_BINOMIAL = "not a binomial of its genus"

@@ -87,7 +87,7 @@ def test_default_workers_leave_cores_to_the_model(monkeypatch):
 def test_each_subcommand_has_a_parser():
     parser = create_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
-    assert set(commands) == {"build", "status", "search", "predict"}
+    assert set(commands) == {"build", "status", "search", "predict", "taxa"}
     from embed.commands import COMMANDS
 
     assert set(COMMANDS) == set(commands)
