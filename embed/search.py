@@ -84,6 +84,7 @@ class SearchHit:
     root: str = ""  # images: the collection root from the catalog ("" when the catalog lacks it)
     split: str = ""
     source: str = ""
+    license: str = ""  # images: the licence the collection gives
     n_images: int = 0  # taxa: images of the collection in this taxon
     group: str = ""  # the species binomial when results were grouped by species
 
@@ -518,7 +519,7 @@ class SearchService:
                 id=hit.id, score=hit.score, collection=collection, taxon=p.get("taxon") or "",
                 rank=_rank_of(p), lineage=lineage_of(p), path=p.get("path", "") if is_image else "",
                 root=self._root(hit.id) if is_image else "", split=p.get("split", ""), source=p.get("source", ""),
-                n_images=int(p.get("n_images") or 0), group=hit.group or "",
+                license=p.get("license", "") if is_image else "", n_images=int(p.get("n_images") or 0), group=hit.group or "",
             ))
         return out
 
