@@ -5,7 +5,8 @@ change them here before the next run draws the widgets again.
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from taxonomy import Rank, parse_key, rank_of_key
@@ -44,18 +45,37 @@ SPLIT = "split"
 SOURCE_FILTER = "source_filter"
 CLADE_PREFIX = "clade_"
 MEANING_PREFIX = "query_taxon:"  # + the text: the taxon an ambiguous name is read as
+DETAIL = "detail_image"  # the image whose detail view is open, None for the results
+PAGES = "pages"  # how many pages of results are shown ("load more")
+PAGED_FOR = "paged_for"  # the search those pages belong to: another search starts again at one page
+URL_READ = "url_read"  # the URL's query parameters were read into this session
 
-# The clade filter cascades from kingdom to genus; a species is picked from the results instead.
-CLADE_RANKS: tuple[Rank, ...] = tuple(rank for rank in Rank if rank < Rank.SPECIES)
+# The clade filter cascades from kingdom down to species (a species shortcut narrows to the species).
+CLADE_RANKS: tuple[Rank, ...] = tuple(Rank)
+# The "any" choice of every filter selector (a value of its own, so that a choice can be undone).
+ANY = ""
 
+MIN_K = 3
+MAX_K = 48
+K_STEP = 3
 DEFAULT_K = 12
+MAX_RESULTS = 480  # "load more" stops here: ten pages of the largest page
 DEFAULT_PER_SPECIES = 0  # 0: no grouping
 DEFAULT_RANK = Rank.SPECIES.label
 DEFAULTS: dict[str, Any] = {
     MODE: DESCRIBE, TEXT: "", EXAMPLE: None, SOURCE: FROM_COLLECTION, PICKED: None, EXCLUDE: False,
-    RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: None,
-    SOURCE_FILTER: None,
+    RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: ANY,
+    SOURCE_FILTER: ANY, DETAIL: None, PAGES: 1, PAGED_FOR: None, URL_READ: False,
 }
+
+# URL query parameters (SPEC §7): the search a link carries.
+PARAM_MODE = "mode"
+PARAM_TEXT = "q"
+PARAM_WITHIN = "within"
+PARAM_RANK = "rank"
+PARAM_K = "k"
+PARAM_IMAGE = "image"
+PARAMS: tuple[str, ...] = (PARAM_MODE, PARAM_TEXT, PARAM_WITHIN, PARAM_RANK, PARAM_K, PARAM_IMAGE)
 
 
 def meaning_key(text: str) -> str:
@@ -73,10 +93,22 @@ def init(state: MutableMapping[str, Any]) -> None:
     for key, value in DEFAULTS.items():
         state.setdefault(key, value)
     for rank in CLADE_RANKS:
-        state.setdefault(clade_key(rank), None)
+        state.setdefault(clade_key(rank), ANY)
 
 
-def selected_clade(state: MutableMapping[str, Any]) -> str | None:
+# Query widgets that a view may leave undrawn (the detail view replaces the mode's query): Streamlit forgets
+# the value of a widget that a run does not draw, unless the value is set again from the state first.
+KEPT: tuple[str, ...] = (TEXT, SOURCE, PICKED)
+
+
+def keep(state: MutableMapping[str, Any]) -> None:
+    """Hold the query widgets' values over a run that does not draw them (call before any widget)."""
+    for key in KEPT:
+        if key in state:
+            state[key] = state[key]
+
+
+def selected_clade(state: Mapping[str, Any]) -> str | None:
     """The key of the deepest clade chosen in the cascade, or None for the whole tree."""
     chosen = [state.get(clade_key(rank)) for rank in CLADE_RANKS]
     named = [key for key in chosen if key]
@@ -86,27 +118,85 @@ def selected_clade(state: MutableMapping[str, Any]) -> str | None:
 def set_clade(state: MutableMapping[str, Any], key: str | None) -> None:
     """Narrow the filter to clade `key` (a breadcrumb click): its ancestors fill the ranks above, the rest clears.
 
-    A rank the lineage leaves empty stays unselected; a species key narrows to its genus.
+    A rank the lineage leaves empty stays at "any"; a species key narrows to the species.
     """
     if not key:
         for rank in CLADE_RANKS:
-            state[clade_key(rank)] = None
+            state[clade_key(rank)] = ANY
         return
     rank = min(rank_of_key(key), CLADE_RANKS[-1])
     lineage = parse_key(key)
     for r in CLADE_RANKS:
-        state[clade_key(r)] = lineage.key(r) if r <= rank and lineage.get(r) else None
+        state[clade_key(r)] = lineage.key(r) if r <= rank and lineage.get(r) else ANY
 
 
 def clear_below(state: MutableMapping[str, Any], rank: Rank) -> None:
     """Forget the choices under `rank` (its parent changed, so they may lie elsewhere)."""
     for r in CLADE_RANKS:
         if r > rank:
-            state[clade_key(r)] = None
+            state[clade_key(r)] = ANY
+
+
+def rank_up(state: MutableMapping[str, Any]) -> None:
+    """Widen the clade filter by one step: the deepest choice goes, the named rank above it stays."""
+    chosen = [r for r in CLADE_RANKS if state.get(clade_key(r))]
+    if chosen:
+        state[clade_key(chosen[-1])] = ANY
+
+
+def parent_clade(state: MutableMapping[str, Any]) -> str | None:
+    """The clade "one rank up" would leave (None: the whole tree)."""
+    chosen = [state[clade_key(r)] for r in CLADE_RANKS if state.get(clade_key(r))]
+    return chosen[-2] if len(chosen) > 1 else None
+
+
+@dataclass(frozen=True)
+class Chip:
+    """An active filter shown above the results; removing it undoes that filter alone."""
+
+    key: str  # the state key it undoes
+    label: str
+
+
+def active_filters(state: MutableMapping[str, Any]) -> list[Chip]:
+    """The filters in force: the clade (inside or outside), the split, the source, the grouping."""
+    chips = []
+    clade = selected_clade(state)
+    if clade:
+        where = "outside" if state.get(EXCLUDE) else "inside"
+        chips.append(Chip(CLADE_PREFIX, f"{where} {clade.rsplit('/', 1)[-1] or clade}"))
+    if state.get(SPLIT):
+        chips.append(Chip(SPLIT, f"split {state[SPLIT]}"))
+    if state.get(SOURCE_FILTER):
+        chips.append(Chip(SOURCE_FILTER, f"source {state[SOURCE_FILTER]}"))
+    if state.get(PER_SPECIES):
+        chips.append(Chip(PER_SPECIES, f"at most {state[PER_SPECIES]} per species"))
+    return chips
+
+
+def remove_filter(state: MutableMapping[str, Any], key: str) -> None:
+    """Undo one filter (a chip's key)."""
+    if key == CLADE_PREFIX:
+        set_clade(state, None)
+        state[EXCLUDE] = False
+    elif key == PER_SPECIES:
+        state[PER_SPECIES] = DEFAULT_PER_SPECIES
+    elif key in (SPLIT, SOURCE_FILTER):
+        state[key] = ANY
+    else:
+        raise ValueError(f"not a filter: {key!r}; expected one of {CLADE_PREFIX}, {SPLIT}, {SOURCE_FILTER}, "
+                         f"{PER_SPECIES}")
+
+
+def clear_filters(state: MutableMapping[str, Any]) -> None:
+    """Every filter back to "any"."""
+    for chip in active_filters(state):
+        remove_filter(state, chip.key)
 
 
 def look_alikes_of(state: MutableMapping[str, Any], image_id: str) -> None:
     """Switch to look-alikes of a collection image (the button under each result)."""
+    state[DETAIL] = None
     state[MODE] = LOOKALIKES
     state[SOURCE] = FROM_COLLECTION
     state[PICKED] = image_id
@@ -114,6 +204,7 @@ def look_alikes_of(state: MutableMapping[str, Any], image_id: str) -> None:
 
 def identify_this(state: MutableMapping[str, Any], image_id: str) -> None:
     """Switch to identifying a collection image."""
+    state[DETAIL] = None
     state[MODE] = IDENTIFY
     state[SOURCE] = FROM_COLLECTION
     state[PICKED] = image_id
@@ -123,3 +214,92 @@ def use_example(state: MutableMapping[str, Any], text: str | None) -> None:
     """An example query chosen: it becomes the text."""
     if text:
         state[TEXT] = text
+
+
+def open_detail(state: MutableMapping[str, Any], image_id: str | None) -> None:
+    """Open the detail view of a collection image (None: back to the results)."""
+    state[DETAIL] = image_id
+
+
+def pages_for(state: MutableMapping[str, Any], search: tuple[Any, ...]) -> int:
+    """The pages of results to show for `search` (a hashable description of it): one for a new search."""
+    if state.get(PAGED_FOR) != search:
+        state[PAGED_FOR] = search
+        state[PAGES] = 1
+    return int(state.get(PAGES) or 1)
+
+
+def load_more(state: MutableMapping[str, Any]) -> None:
+    state[PAGES] = int(state.get(PAGES) or 1) + 1
+
+
+def results_wanted(state: MutableMapping[str, Any], k: int, search: tuple[Any, ...]) -> int:
+    """How many results to ask for: `k` per page shown, at most MAX_RESULTS."""
+    return min(k * pages_for(state, (*search, k)), MAX_RESULTS)
+
+
+def clamp_k(value: int) -> int:
+    """`value` on the results slider: between MIN_K and MAX_K, a multiple of K_STEP."""
+    return max(MIN_K, min(MAX_K, round(value / K_STEP) * K_STEP))
+
+
+def from_query(state: MutableMapping[str, Any], params: Mapping[str, str],
+               resolve: Callable[[str], str] | None = None) -> list[str]:
+    """Put the search a link carries (SPEC §7's query parameters) into the state.
+
+    `resolve` turns a `within` value into a taxon key (a key, or the name of one taxon); it raises
+    ValueError for an unknown one. Returns what could not be used, one sentence each; the rest applies.
+    """
+    problems = []
+    mode = params.get(PARAM_MODE)
+    if mode:
+        if mode in MODES:
+            state[MODE] = mode
+        else:
+            problems.append(f"mode={mode!r} is not a mode; expected one of {', '.join(MODES)}")
+    text = params.get(PARAM_TEXT)
+    if text:
+        state[TEXT] = text
+    within = params.get(PARAM_WITHIN)
+    if within:
+        try:
+            key = resolve(within) if resolve is not None else within
+            parse_key(key)
+        except ValueError as e:
+            problems.append(f"within={within!r}: {e}")
+        else:
+            set_clade(state, key)
+    rank = params.get(PARAM_RANK)
+    if rank:
+        try:
+            state[RANK] = Rank.parse(rank).label
+        except ValueError as e:
+            problems.append(f"rank={rank!r}: {e}")
+    k = params.get(PARAM_K)
+    if k:
+        try:
+            state[K] = clamp_k(int(k))
+        except ValueError:
+            problems.append(f"k={k!r} is not a number; expected {MIN_K} to {MAX_K}")
+    image = params.get(PARAM_IMAGE)
+    if image:
+        state[SOURCE] = FROM_COLLECTION
+        state[PICKED] = image
+    return problems
+
+
+def to_query(state: Mapping[str, Any]) -> dict[str, str]:
+    """The query parameters of the current search: the mode, and every other one that is not its default."""
+    params = {PARAM_MODE: str(state.get(MODE) or DESCRIBE)}
+    if params[PARAM_MODE] == DESCRIBE and (state.get(TEXT) or "").strip():
+        params[PARAM_TEXT] = state[TEXT].strip()
+    clade = selected_clade(state)
+    if clade and not state.get(EXCLUDE):  # the URL says "within" only; an excluded clade is not carried
+        params[PARAM_WITHIN] = clade
+    if state.get(RANK) and state[RANK] != DEFAULT_RANK:
+        params[PARAM_RANK] = str(state[RANK])
+    if state.get(K) and int(state[K]) != DEFAULT_K:
+        params[PARAM_K] = str(int(state[K]))
+    if params[PARAM_MODE] != DESCRIBE and state.get(SOURCE) == FROM_COLLECTION and state.get(PICKED):
+        params[PARAM_IMAGE] = str(state[PICKED])
+    return params

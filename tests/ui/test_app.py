@@ -124,7 +124,7 @@ def test_breadcrumb_click_narrows_the_filter(app, ui_env):
     clear = next(b for b in app.sidebar.button if b.label == "Clear the clade filter")
     clear.click()
     run(app)
-    assert app.session_state[state.clade_key(Rank.FAMILY)] is None and len(result_ids(app)) == state.DEFAULT_K
+    assert not app.session_state[state.clade_key(Rank.FAMILY)] and len(result_ids(app)) == state.DEFAULT_K
 
 
 def test_excluding_the_chosen_clade(app, ui_env):

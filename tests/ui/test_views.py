@@ -36,15 +36,16 @@ def test_breadcrumb_click_sets_the_cascade_and_clears_below():
     state.init(session)
     assert state.selected_clade(session) is None and session[state.MODE] == state.DESCRIBE
     state.set_clade(session, CAT.key(Rank.GENUS))
-    assert [session[state.clade_key(r)] for r in state.CLADE_RANKS] == [CAT.key(r) for r in state.CLADE_RANKS]
+    assert [session[state.clade_key(r)] for r in state.CLADE_RANKS] == [
+        CAT.key(r) if r <= Rank.GENUS else state.ANY for r in state.CLADE_RANKS]
     state.set_clade(session, CAT.key(Rank.ORDER))
     assert state.selected_clade(session) == CAT.key(Rank.ORDER)
-    assert session[state.clade_key(Rank.FAMILY)] is None and session[state.clade_key(Rank.GENUS)] is None
-    state.set_clade(session, CLOWNFISH.key(Rank.FAMILY))  # no order: that selector stays empty
-    assert session[state.clade_key(Rank.ORDER)] is None
+    assert session[state.clade_key(Rank.FAMILY)] == state.ANY and session[state.clade_key(Rank.GENUS)] == state.ANY
+    state.set_clade(session, CLOWNFISH.key(Rank.FAMILY))  # no order: that selector stays at "any"
+    assert session[state.clade_key(Rank.ORDER)] == state.ANY
     assert state.selected_clade(session) == "Animalia/Chordata/Actinopteri//Pomacentridae"
-    state.set_clade(session, CAT.key(Rank.SPECIES))  # a species narrows to its genus, the deepest selector
-    assert state.selected_clade(session) == CAT.key(Rank.GENUS)
+    state.set_clade(session, CAT.key(Rank.SPECIES))  # the species shortcut narrows to the species itself
+    assert state.selected_clade(session) == CAT.key(Rank.SPECIES)
     state.clear_below(session, Rank.CLASS)
     assert state.selected_clade(session) == CAT.key(Rank.CLASS)
     state.set_clade(session, None)
