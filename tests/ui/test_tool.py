@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from index.catalog import Catalog
 from taxonomy import Rank
 from tests.ui.conftest import APP, APP_TIMEOUT_S
-from tests.ui.test_app import TEXT, keys, lineages, result_ids, run, search
+from tests.ui.test_app import TEXT, click_crumb, keys, lineages, result_ids, run, search
 from ui import state
 from ui.exports import EXPORT_COLUMNS, hit_rows, to_csv, to_json
 
@@ -41,8 +41,7 @@ def test_the_url_follows_the_search(app, ui_env):
     search(app)
     first = result_ids(app)[0]
     family = lineages(ui_env)[first].key(Rank.FAMILY)
-    app.button(key=f"crumb:{first}:family").click()
-    run(app)
+    click_crumb(app, first, family)
     assert dict(app.query_params) == {"mode": "describe", "q": TEXT, "within": family, "rank": "genus", "k": "6"}
     app.button(key=f"alike:{first}").click()
     run(app)
@@ -124,8 +123,7 @@ def test_chips_undo_one_filter_one_rank_up_or_all(app, ui_env):
     search(app)
     first = result_ids(app)[0]
     lineage = lineages(ui_env)[first]
-    app.button(key=f"crumb:{first}:genus").click()
-    run(app)
+    click_crumb(app, first, lineage.key(Rank.GENUS))
     app.selectbox(key=state.SPLIT).set_value("train")
     run(app)
     chips = {b.key: b.label for b in app.main.button if b.key and b.key.startswith("chip:")}
@@ -165,7 +163,7 @@ def test_the_detail_view_shows_the_record_and_the_lookalikes(app, ui_env):
     app.button(key=f"detail:{target}").click()
     run(app)
     record = records(ui_env)[target]
-    fields = dict(zip(app.dataframe[0].value["field"], app.dataframe[0].value["value"]))
+    fields = app.table[0].value["value"].to_dict()
     assert fields["sha256"] == record.sha256 and fields["license"] == record.license
     assert fields["source"] == record.source and fields["path"] == record.path
     assert fields["width"] == str(record.width) and fields["species"] == record.lineage.binomial

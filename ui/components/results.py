@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from embed.search import SearchHit
+from taxonomy import Rank
 from ui import state
 from ui.services import thumbnail
 from ui.components.export import render_export
@@ -20,8 +21,9 @@ COLUMNS = 3
 CRUMB_SEPARATOR = "›"
 # Breadcrumb buttons as small inline links (Streamlit gives a keyed container the class `st-key-<key>`).
 CARD_STYLE = """<style>
-div[class*="st-key-crumbs-"] {row-gap: 0 !important; column-gap: 0.25rem !important;}
-div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35;}
+div[class*="st-key-crumbs-"] [data-testid="stButtonGroup"] > div {row-gap: 0 !important; column-gap: 0.25rem !important;}
+div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35; border: none;
+  background: none;}
 div[class*="st-key-crumbs-"] button p {font-size: 0.78rem; color: #4b5563;}
 div[class*="st-key-crumbs-"] button:hover p {color: #1f5135; text-decoration: underline;}
 div[class*="st-key-actions-"] {column-gap: 0.35rem !important;}
@@ -56,14 +58,22 @@ def _details(image_id: str) -> None:
     state.open_detail(st.session_state, image_id)
 
 
+def _narrow_to_crumb(widget_key: str) -> None:
+    key = st.session_state.get(widget_key)
+    st.session_state[widget_key] = None  # a breadcrumb is a set of links, not a choice that stays
+    if key:
+        _narrow(key)
+
+
 def render_breadcrumb(hit: SearchHit) -> None:
-    """kingdom › phylum › ... › genus, each part a small button narrowing the clade filter to it."""
-    crumbs = breadcrumb(hit.lineage)
-    with st.container(horizontal=True, gap=None, key=f"crumbs-{hit.id}"):
-        for i, crumb in enumerate(crumbs):
-            label = crumb.name + (f" {CRUMB_SEPARATOR}" if i < len(crumbs) - 1 else "")
-            st.button(label, key=f"crumb:{hit.id}:{crumb.rank.label}", type="tertiary", on_click=_narrow,
-                      args=(crumb.key,), help=f"Only this {crumb.rank.label}: {crumb.key}")
+    """kingdom › phylum › ... › species, each part narrowing the clade filter to it: one widget, not one per part."""
+    crumbs = breadcrumb(hit.lineage, Rank.SPECIES)
+    by_key = {crumb.key: crumb for crumb in crumbs}
+    last = crumbs[-1].key if crumbs else ""
+    widget_key = f"crumbs-{hit.id}"
+    st.pills("Narrow to", list(by_key), key=widget_key, label_visibility="collapsed", on_change=_narrow_to_crumb,
+             args=(widget_key,), format_func=lambda k: by_key[k].name + ("" if k == last else f" {CRUMB_SEPARATOR}"),
+             help="Only this clade")
 
 
 def render_card(hit: SearchHit) -> None:
