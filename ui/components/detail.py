@@ -6,6 +6,7 @@ It replaces the results while `state.DETAIL` names an image (a card's "Details",
 """
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from embed.search import SearchService
@@ -50,8 +51,9 @@ def render_detail(service: SearchService, search_filter: SearchFilter | None = N
             st.caption(":material/hide_image: image unavailable")
     with fields_column:
         st.markdown("##### Catalog record")
-        rows = [{"field": name, "value": value} for name, value in detail_fields(hit, record)]
-        st.dataframe(rows, hide_index=True, width="stretch", key="detail_fields")
+        fields = detail_fields(hit, record)
+        # A plain table, not a data grid: every value is text on the page (selectable, findable, printable).
+        st.table(pd.DataFrame({"value": [value for _, value in fields]}, index=[name for name, _ in fields]))
         if record is None:
             st.caption("No catalog: only what the store holds is shown (no sha256, no size).")
     st.markdown("##### Look-alikes")
