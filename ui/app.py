@@ -22,8 +22,10 @@ TITLE = "Tree of life search"
 
 def app() -> None:
     from ui import state
+    from ui.components.batch import render_batch_identify
     from ui.components.detail import render_detail
     from ui.components.filters import render_active_filters, render_filters
+    from ui.components.map import render_map, render_map_toggle
     from ui.components.modes import render_describe, render_identify, render_lookalikes
     from ui.components.query import render_mode
     from ui.components.share import restore_from_url, write_to_url
@@ -43,16 +45,21 @@ def app() -> None:
         return
     restore_from_url(service)
     options = render_filters(service)
-    mode = render_mode()
+    with st.container(horizontal=True, vertical_alignment="center"):
+        mode = render_mode()
+        show_map = render_map_toggle()
     render_active_filters()
     if st.session_state.get(state.DETAIL):
         render_detail(service, options.filter)
+    elif show_map:
+        render_map(service, options.filter)
     elif mode == state.DESCRIBE:
         render_describe(service, options)
     elif mode == state.LOOKALIKES:
         render_lookalikes(service, options)
     else:
         render_identify(service, options)
+        render_batch_identify(service, options)
     write_to_url()
 
 

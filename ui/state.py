@@ -49,6 +49,11 @@ DETAIL = "detail_image"  # the image whose detail view is open, None for the res
 PAGES = "pages"  # how many pages of results are shown ("load more")
 PAGED_FOR = "paged_for"  # the search those pages belong to: another search starts again at one page
 URL_READ = "url_read"  # the URL's query parameters were read into this session
+BATCH_UPLOADS = "batch_uploads"  # the pictures identified together
+MAP = "show_map"  # the map of the collection instead of the mode's results
+MAP_RANK = "map_rank"  # the rank whose taxa colour the map
+MAP_CHART = "map_chart"  # the map's chart (its selection: the point clicked)
+DEFAULT_MAP_RANK = Rank.FAMILY.label
 
 # The clade filter cascades from kingdom down to species (a species shortcut narrows to the species).
 CLADE_RANKS: tuple[Rank, ...] = tuple(Rank)
@@ -65,7 +70,7 @@ DEFAULT_RANK = Rank.SPECIES.label
 DEFAULTS: dict[str, Any] = {
     MODE: DESCRIBE, TEXT: "", EXAMPLE: None, SOURCE: FROM_COLLECTION, PICKED: None, EXCLUDE: False,
     RANK: DEFAULT_RANK, METHOD: "sum", K: DEFAULT_K, PER_SPECIES: DEFAULT_PER_SPECIES, SPLIT: ANY,
-    SOURCE_FILTER: ANY, DETAIL: None, PAGES: 1, PAGED_FOR: None, URL_READ: False,
+    SOURCE_FILTER: ANY, DETAIL: None, MAP: False, MAP_RANK: DEFAULT_MAP_RANK, PAGES: 1, PAGED_FOR: None, URL_READ: False,
 }
 
 # URL query parameters (SPEC §7): the search a link carries.

@@ -206,3 +206,60 @@ def test_the_config_file_hides_deploy_and_sets_the_theme():
     config = tomllib.loads(CONFIG.read_text())
     assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button
     assert config["theme"]["primaryColor"] == "#2e7d4f" and config["theme"]["base"] == "light"
+
+
+# --- the map --------------------------------------------------------------------------------------------
+
+def map_points(at: AppTest) -> list[dict]:
+    """The points of the map's chart (Streamlit sends the chart's data as Arrow beside its spec)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    chart = at.get("vega_lite_chart")[0]
+    assert '"pick"' in chart.proto.spec and chart.proto.selection_mode == ["pick"]  # a click selects a point
+    return convert_arrow_bytes_to_pandas_df(chart.proto.data.data).to_dict("records")
+
+
+def test_the_map_places_every_image_coloured_by_a_rank_inside_the_filter(app, ui_env):
+    app.toggle(key=state.MAP).set_value(True)
+    run(app)
+    names = lineages(ui_env)
+    points = map_points(app)
+    assert {p["id"] for p in points} == set(names)
+    assert {p["family"] for p in points} == {lin.family for lin in names.values()}
+    app.selectbox(key=state.MAP_RANK).set_value("kingdom")
+    app.selectbox(key=state.clade_key(Rank.KINGDOM)).set_value("Plantae")
+    run(app)
+    points = map_points(app)
+    assert {p["id"] for p in points} == {i for i, lin in names.items() if lin.kingdom == "Plantae"}
+    assert {p["kingdom"] for p in points} == {"Plantae"}
+    assert not result_ids(app)  # the map replaces the results
+    app.session_state[state.DETAIL] = points[0]["id"]  # what a click on a point does (ui.projection.picked_id)
+    run(app)
+    assert app.table[0].value["value"]["id"] == points[0]["id"]
+    app.button(key="detail_back").click()
+    run(app)
+    assert len(map_points(app)) == len(points)  # back to the map
+
+
+# --- batch identify -------------------------------------------------------------------------------------
+
+def test_batch_identify_several_uploads_into_one_table(app, ui_env):
+    from embed.predict import pybioclip_columns
+    from tests.ui.test_app import png_bytes
+    from ui.components.batch import BATCH_K
+
+    app.segmented_control(key=state.MODE).set_value(state.IDENTIFY)
+    app.selectbox(key=state.RANK).set_value("genus")
+    run(app)
+    uploader = app.file_uploader(key=state.BATCH_UPLOADS)
+    uploader.set_value([("a.png", png_bytes(colour=(30, 120, 60)), "image/png"),
+                        ("b.png", png_bytes(colour=(200, 40, 40)), "image/png"),
+                        ("bad.png", b"not pixels", "image/png")])
+    run(app)
+    table = app.dataframe[-1].value
+    assert list(table.columns) == pybioclip_columns(Rank.GENUS)
+    per_file = min(BATCH_K, len({lin.key(Rank.GENUS) for lin in lineages(ui_env).values()}))
+    assert list(table["file_name"]) == ["a.png"] * per_file + ["b.png"] * per_file
+    assert (table["score"].diff().fillna(0)[table["file_name"] == "a.png"] <= 0).all()  # best first
+    assert any("bad.png" in e.value for e in app.error)
+    assert {b.key for b in app.download_button} >= {"batch_csv", "batch_json"}

@@ -35,10 +35,11 @@ class ImageQuery:
 
 def _close_detail() -> None:
     state.open_detail(st.session_state, None)
+    st.session_state[state.MAP] = False
 
 
 def render_mode() -> str:
-    """Describe, look-alikes or identify (choosing one closes an image's detail view)."""
+    """Describe, look-alikes or identify (choosing one closes an image's detail view and the map)."""
     mode = st.segmented_control(
         "Mode", state.MODES, key=state.MODE, required=True, label_visibility="collapsed", on_change=_close_detail,
         format_func=lambda m: f"{state.MODE_LABELS[m]}  ·  {state.MODE_HELP[m]}",
