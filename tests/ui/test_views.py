@@ -12,7 +12,7 @@ from PIL import Image
 from embed.predict import ScoredTaxon, prediction_tree, sum_species
 from embed.search import SearchHit
 from taxonomy import Lineage, Rank
-from ui import state
+from ui import links, state
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, load_upload
 from ui.views import breadcrumb, prediction_tree_html, summary_html, summary_tree, thumbnail_bytes
 
@@ -220,10 +220,10 @@ def test_url_parameters_round_trip_through_the_state():
     session: dict = {}
     state.init(session)
     link = {"mode": "lookalikes", "within": CAT.key(Rank.FAMILY), "rank": "genus", "k": "9", "image": "id7"}
-    assert state.from_query(session, link) == []
-    assert state.to_query(session) == link
+    assert links.from_query(session, link) == []
+    assert links.to_query(session) == link
     assert session[state.SOURCE] == state.FROM_COLLECTION and session[state.K] == 9
     session[state.EXCLUDE] = True
-    assert "within" not in state.to_query(session)  # an excluded clade is not "within"
-    problems = state.from_query(session, {"k": "100", "mode": "x"})
+    assert "within" not in links.to_query(session)  # an excluded clade is not "within"
+    problems = links.from_query(session, {"k": "100", "mode": "x"})
     assert session[state.K] == state.MAX_K and len(problems) == 1

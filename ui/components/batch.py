@@ -32,8 +32,12 @@ def _rows(_service: SearchService, store: str, vector: str, name: str, digest: s
     return identification_rows(name, found, Rank.parse(rank), k)
 
 
+@st.fragment
 def render_batch_identify(service: SearchService, options: QueryOptions) -> None:
-    """Several pictures in, one row per picture and candidate taxon out (at the chosen rank)."""
+    """Several pictures in, one row per picture and candidate taxon out (at the chosen rank).
+
+    A fragment: adding or removing pictures reruns this part only, not the identification beside it.
+    """
     with st.expander("Identify several pictures at once", icon=":material/table_view:"):
         uploads = st.file_uploader(f"Pictures (up to {MAX_UPLOAD_MB} MB each)", type=list(UPLOAD_TYPES),
                                    accept_multiple_files=True, key=state.BATCH_UPLOADS, max_upload_size=MAX_UPLOAD_MB)

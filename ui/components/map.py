@@ -38,8 +38,14 @@ def render_map_toggle() -> bool:
     return st.toggle("Map", key=state.MAP, help="Every image of the collection placed by its vector")
 
 
+@st.fragment
 def render_map(service: SearchService, search_filter: SearchFilter | None) -> None:
-    """The map, with its colour rank; the filters in force apply."""
+    """The map, with its colour rank; the filters in force apply.
+
+    A fragment: another colour reruns the map only; a click on a point reruns the whole page, for its detail.
+    """
+    if st.session_state.get(state.DETAIL):
+        st.rerun(scope="app")
     hits, xy = _projected(service, service.store.location, service.vector_name, repr(search_filter), search_filter)
     if not hits:
         st.info("No image of the collection matches the filters.")

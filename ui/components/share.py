@@ -10,7 +10,7 @@ import logging
 import streamlit as st
 
 from embed.search import SearchService
-from ui import state
+from ui import links, state
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +20,10 @@ def restore_from_url(service: SearchService) -> None:
     if st.session_state.get(state.URL_READ):
         return
     st.session_state[state.URL_READ] = True
-    params = {name: st.query_params[name] for name in state.PARAMS if st.query_params.get(name)}
+    params = {name: st.query_params[name] for name in links.PARAMS if st.query_params.get(name)}
     if not params:
         return
-    problems = state.from_query(st.session_state, params, service.resolve_clade)
+    problems = links.from_query(st.session_state, params, service.resolve_clade)
     for problem in problems:
         logger.info("link parameter ignored: %s", problem)
         st.warning(f"Ignored from the link: {problem}", icon=":material/link_off:")
@@ -31,7 +31,7 @@ def restore_from_url(service: SearchService) -> None:
 
 def write_to_url() -> None:
     """The current search into the URL (only when it changed: each write is a message to the browser)."""
-    wanted = state.to_query(st.session_state)
+    wanted = links.to_query(st.session_state)
     current = {name: st.query_params.get(name) for name in st.query_params}
     if current != wanted:
         st.query_params.from_dict(wanted)
