@@ -177,7 +177,7 @@ def check_tool(url: str, out: Path, kingdom: str = "Animalia", timed_runs: int =
             assert page.locator(RESULT_IMAGES).count() == 6
             assert page.get_by_placeholder("a photo of a striped cat", exact=False).input_value() == TEXT
             crumbs = page.locator('div[class*="st-key-crumbs-"] button').all_inner_texts()
-            kingdoms = {c.split()[0] for c in crumbs if c.split()[0] in ("Animalia", "Plantae", "Fungi")}
+            kingdoms = {c.split()[0] for c in crumbs if c.strip() and c.split()[0] in ("Animalia", "Plantae", "Fungi")}
             assert kingdoms == {kingdom}, kingdoms
             assert query_of(page) == link, page.url
             assert page.get_by_role("button", name="Deploy").count() == 0
