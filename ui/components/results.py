@@ -34,6 +34,9 @@ div[class*="st-key-actions-"] button p {font-size: 0.8rem;}
   .st-key-results-grid [data-testid="stColumn"] {min-width: 0 !important; width: auto !important; flex: 1 1 0 !important;}
   .st-key-results-grid [data-testid="stVerticalBlockBorderWrapper"] {padding: 0.3rem !important;}
   .st-key-results-grid div[class*="st-key-crumbs-"] {display: none;}
+  .st-key-results-grid div[class*="st-key-actions-"] {column-gap: 0.1rem !important; flex-wrap: wrap !important;}
+  .st-key-results-grid div[class*="st-key-actions-"] > div {width: auto !important; min-width: 0 !important;}
+  .st-key-results-grid div[class*="st-key-actions-"] button {padding: 0.1rem 0.2rem; min-width: 0;}
   .st-key-results-grid div[class*="st-key-actions-"] button p {display: none;}
   .st-key-results-grid .tol-card {font-size: 0.78rem;}
 }
