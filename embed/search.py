@@ -51,7 +51,9 @@ REFERENCE_HINT = (
     "or build a labelled collection with `python -m embed build --catalog CSV --images DIR`"
 )
 SAMPLE_LIMIT = 200
+MAP_LIMIT = 5000  # images projected on a map of the collection (the first ones in id order: a random sample)
 ROOT_CACHE_LIMIT = 100_000  # image id -> collection root lookups kept
+TEXT_CACHE_LIMIT = 256  # query texts whose vectors are kept (the UI asks for one text's images and taxa)
 CLADE_SUGGESTIONS = 5  # closest taxon keys named when a clade is not in the store
 CLADE_SIMILARITY = 0.6  # difflib's ratio below which a key is not suggested
 # A text that names no taxon is "weak" when its best image scores below this percentile of the best
@@ -91,6 +93,7 @@ class SearchHit:
     root: str = ""  # images: the collection root from the catalog ("" when the catalog lacks it)
     split: str = ""
     source: str = ""
+    license: str = ""  # images: the licence the collection gives
     n_images: int = 0  # taxa: images of the collection in this taxon
     group: str = ""  # the species binomial when results were grouped by species
 
@@ -216,6 +219,7 @@ class SearchService:
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()  # the UI calls from several sessions' threads
         self._roots: dict[str, str] = {}
+        self._text_vectors: dict[str, np.ndarray] = {}
         self._weak_score: float | None = None
         self._candidates: dict[tuple[Any, ...], Candidates] = {}
 
@@ -246,7 +250,15 @@ class SearchService:
         """The unit vector of a query text, embedded as typed."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("empty query text; type a name or a description, e.g. 'a photo of Pica hudsonia.'")
-        return self.encoder.encode_texts([text.strip()])[0]
+        text = text.strip()
+        vector = self._text_vectors.get(text)
+        if vector is None:
+            vector = self.encoder.encode_texts([text])[0]
+            vector.setflags(write=False)  # shared by every caller of this text
+            if len(self._text_vectors) >= TEXT_CACHE_LIMIT:
+                self._text_vectors.clear()
+            self._text_vectors[text] = vector
+        return vector
 
     def image_vector(self, image: Image.Image) -> np.ndarray:
         """The unit vector of a decoded RGB image (see `index.images.open_image`)."""
@@ -353,6 +365,18 @@ class SearchService:
         if not self.is_built(IMAGES):
             return []
         return self._hits(IMAGES, list(self.store.scroll(IMAGES, filter, limit=limit)))
+
+    def image_vectors(self, filter: SearchFilter | None = None, limit: int = MAP_LIMIT) -> tuple[list[SearchHit],
+                                                                                             np.ndarray]:
+        """Up to `limit` collection images matching `filter` (in id order) and their vectors, one row each:
+        what a map of the collection projects."""
+        hits = self.sample_images(filter, limit)
+        if not hits:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        points = self.store.retrieve(IMAGES, [h.id for h in hits], self.vector_name)
+        vectors = {p.id: p.vector for p in points if p.vector is not None}
+        hits = [h for h in hits if h.id in vectors]
+        return hits, np.stack([vectors[h.id] for h in hits]) if hits else np.zeros((0, 0), dtype=np.float32)
 
     def image(self, image_id: str) -> SearchHit | None:
         """One collection image as a hit (no score), or None when the store lacks it."""
@@ -622,7 +646,7 @@ class SearchService:
                 id=hit.id, score=hit.score, collection=collection, taxon=p.get("taxon") or "",
                 rank=_rank_of(p), lineage=lineage_of(p), path=p.get("path", "") if is_image else "",
                 root=self._root(hit.id) if is_image else "", split=p.get("split", ""), source=p.get("source", ""),
-                n_images=int(p.get("n_images") or 0), group=hit.group or "",
+                license=p.get("license", "") if is_image else "", n_images=int(p.get("n_images") or 0), group=hit.group or "",
             ))
         return out
 

@@ -22,14 +22,19 @@ TITLE = "Tree of life search"
 
 def app() -> None:
     from ui import state
-    from ui.components.filters import render_filters
+    from ui.components.batch import render_batch_identify
+    from ui.components.detail import render_detail
+    from ui.components.filters import render_active_filters, render_filters
+    from ui.components.map import render_map, render_map_toggle
     from ui.components.modes import render_describe, render_identify, render_lookalikes
     from ui.components.query import render_mode
+    from ui.components.share import restore_from_url, write_to_url
     from ui.components.sidebar import render_empty_store, render_sidebar
     from ui.services import UiConfig, service_or_error
 
     st.set_page_config(page_title=TITLE, page_icon=":material/forest:", layout="wide")
     state.init(st.session_state)
+    state.keep(st.session_state)
     config = UiConfig.from_env()
     service, error = service_or_error(config)
     counts = render_sidebar(config, service, error)
@@ -38,14 +43,24 @@ def app() -> None:
     if service is None or counts is None or counts.is_empty:
         render_empty_store(config, error)
         return
+    restore_from_url(service)
     options = render_filters(service)
-    mode = render_mode()
-    if mode == state.DESCRIBE:
+    with st.container(horizontal=True, vertical_alignment="center"):
+        mode = render_mode()
+        show_map = render_map_toggle()
+    render_active_filters()
+    if st.session_state.get(state.DETAIL):
+        render_detail(service, options.filter)
+    elif show_map:
+        render_map(service, options.filter)
+    elif mode == state.DESCRIBE:
         render_describe(service, options)
     elif mode == state.LOOKALIKES:
         render_lookalikes(service, options)
     else:
         render_identify(service, options)
+        render_batch_identify(service, options)
+    write_to_url()
 
 
 app()

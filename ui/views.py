@@ -16,12 +16,15 @@ from PIL import ImageOps
 from embed.predict import METHOD_SUM, Identification, TaxonPrediction, TreeRow
 from embed.search import SearchHit, SearchService
 from index.images import ImageError, open_image
+from index.records import ImageRecord
 from taxonomy import Lineage, Rank, caption, parse_key
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 256
 THUMBNAIL_QUALITY = 85
+DETAIL_MAX_PX = 2048  # the whole picture, uncropped; a larger one is scaled down to this longest side
+DETAIL_QUALITY = 90
 EXAMPLE_SPECIES = 3
 EXAMPLE_TEXT_TYPE = "sci_com"  # `a photo of Felis catus with common name domestic cat.`
 UNLABELLED = "(unlabelled)"
@@ -200,6 +203,41 @@ def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | N
     return buffer.getvalue()
 
 
+def full_image_bytes(root: str, path: str, max_px: int = DETAIL_MAX_PX) -> bytes | None:
+    """The whole collection image (not cropped; at most `max_px` on its longer side) as JPEG, read only
+    through `open_image`; None when it cannot be shown."""
+    if not root or not path:
+        return None
+    try:
+        image = open_image(root, path)
+    except ImageError as e:
+        logger.warning("image refused: %s", e)
+        return None
+    image.thumbnail((max_px, max_px))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=DETAIL_QUALITY)
+    return buffer.getvalue()
+
+
+def detail_fields(hit: SearchHit, record: ImageRecord | None) -> list[tuple[str, str]]:
+    """Every field of an image, as (field, value): the catalog record when there is one (provenance,
+    licence, sha256, size), else what the store's payload holds; then its names from kingdom to species."""
+    fields: list[tuple[str, str]] = [("id", hit.id)]
+    if record is not None:
+        fields += [("path", record.path), ("root", record.root), ("sha256", record.sha256),
+                   ("bytes", f"{record.bytes:,}"), ("width", str(record.width)), ("height", str(record.height)),
+                   ("split", record.split), ("source", record.source), ("license", record.license),
+                   ("status", record.status)]
+        lineage = record.lineage
+    else:
+        fields += [("path", hit.path), ("split", hit.split), ("source", hit.source), ("license", hit.license)]
+        lineage = hit.lineage
+    fields += [("taxon", lineage.key() or UNLABELLED)]
+    fields += [(rank.label, lineage.binomial if rank == Rank.SPECIES else lineage.get(rank)) for rank in Rank]
+    fields.append(("common_name", lineage.common_name))
+    return [(name, value if value not in ("", None) else "–") for name, value in fields]
+
+
 @dataclass(frozen=True)
 class Example:
     """A query text offered to the user, from the taxa in the store."""
@@ -241,3 +279,26 @@ def option_label(hit: SearchHit) -> str:
     title, scientific = hit_title(hit)
     name = f"{title} ({scientific})" if scientific else title
     return f"{name} — {hit.path}"
+
+
+CARD_TEXT_STYLE = """
+<style>
+.tol-card {font-size: 0.9rem; line-height: 1.3; min-width: 0;}
+.tol-card > div {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
+.tol-card-title {font-weight: 600;}
+.tol-card-meta {color: #6b7280; font-size: 0.8rem; font-variant-numeric: tabular-nums;}
+</style>
+"""
+
+
+def card_html(hit: SearchHit) -> str:
+    """A result's names and score, one line each, cut with an ellipsis; the full text on hover (`title`)."""
+    title, scientific = hit_title(hit)
+    score = f"{hit.score:.3f}" if hit.score is not None else "–"
+    full_score = f"similarity {hit.score!r}" if hit.score is not None else "no score"
+    meta = " · ".join(part for part in (score, hit.split) if part)
+    lines = [f'<div class="tol-card-title" title="{html.escape(title, quote=True)}">{html.escape(title)}</div>']
+    if scientific:
+        lines.append(f'<div title="{html.escape(scientific, quote=True)}"><i>{html.escape(scientific)}</i></div>')
+    lines.append(f'<div class="tol-card-meta" title="{html.escape(full_score, quote=True)}">{html.escape(meta)}</div>')
+    return f'<div class="tol-card">{"".join(lines)}</div>'

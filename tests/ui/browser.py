@@ -10,7 +10,10 @@ playwright's own browsers are never downloaded: chromium is `/usr/bin/chromium` 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
+import statistics
 import socket
 import subprocess
 import sys
@@ -18,7 +21,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 CHROMIUM = os.environ.get("TOL_CHROMIUM", "/usr/bin/chromium")
@@ -32,6 +37,12 @@ RESULT_TIMEOUT_MS = 150_000  # the first search imports torch and loads the mode
 TEXT = "a photo of Felis catus with common name domestic cat."
 K_FOR_SCREENSHOTS = 6  # two rows of cards: the whole page fits the picture
 SCREENSHOT_NAMES = ("describe.png", "lookalikes.png", "identify.png")
+PHONE = {"width": 390, "height": 844}
+TIMED_K = 12
+TIMED_QUERIES = ("a photo of a bird.", "a photo of a fish.", "a plant with red flowers.", "a photo of a beetle.",
+                 "a photo of a mammal.", "a mushroom in a forest.", "a photo of a frog.")
+QUIET_MS = 400  # no change on the page for this long: the results are drawn
+RESULT_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
 
 
 def free_port() -> int:
@@ -61,8 +72,7 @@ def serve(cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
     command = [
         sys.executable, "-m", "streamlit", "run", APP, "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-        "--theme.base", "light", "--client.toolbarMode", "minimal",
-    ]
+    ]  # the theme and the toolbar come from ui/.streamlit/config.toml, as for every start of the app
     env = {**env, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
@@ -100,6 +110,130 @@ def settled(page) -> None:
                  && !document.querySelector('[data-stale="true"]')""",
         timeout=RESULT_TIMEOUT_MS)
 
+
+
+@dataclass
+class ToolReport:
+    """What `check_tool` measured: query-to-results times (ms) and the phone page's height (px)."""
+
+    describe_ms: list[float] = field(default_factory=list)
+    phone_height_px: float = 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.describe_ms)
+
+
+# Records, in the page's own clock, when Enter is pressed in the text box and when the page last changed
+# (a node, an attribute, an image loaded): the results are drawn at the last change before a quiet spell.
+WATCH = """() => {
+    window.__tolLast = performance.now();
+    const mark = () => { window.__tolLast = performance.now(); };
+    new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      characterData: true});
+    document.addEventListener('load', mark, true);
+    document.addEventListener('keydown', e => { if (e.key === 'Enter') window.__tolStart = performance.now(); },
+                              true);
+}"""
+DRAWN = """([n, quiet]) => {
+    const imgs = [...document.querySelectorAll('%s')];
+    return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0)
+        && !document.querySelector('[data-testid="stStatusWidget"]')
+        && !document.querySelector('[data-stale="true"]')
+        && performance.now() - window.__tolLast > quiet;
+}""" % RESULT_IMAGES
+
+
+def timed_search(page, text: str, k: int) -> float:
+    """Type `text`, press Enter; ms from the key press to the last change of the page that drew `k` results."""
+    box = page.get_by_placeholder("a photo of a striped cat", exact=False)
+    box.fill(text)
+    page.evaluate("() => { window.__tolStart = null; }")
+    box.press("Enter")
+    page.wait_for_function(DRAWN, arg=[k, QUIET_MS], timeout=RESULT_TIMEOUT_MS, polling=50)
+    return page.evaluate("() => window.__tolLast - window.__tolStart")
+
+
+def query_of(page) -> dict[str, str]:
+    return {name: values[-1] for name, values in parse_qs(urlsplit(page.url).query).items()}
+
+
+def check_tool(url: str, out: Path, kingdom: str = "Animalia", timed_runs: int = 5) -> ToolReport:
+    """The UI as a tool, in the browser: a link restores a search and the URL follows it, the export
+    downloads the results, the detail view shows the whole image and its record, no Deploy button,
+    query-to-results times, and the phone layout. Raises AssertionError on the first thing wrong."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    report = ToolReport()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True)
+            link = {"mode": "describe", "q": TEXT, "within": kingdom, "rank": "genus", "k": "6"}
+            page.goto(f"{url}/?{urlencode(link)}", wait_until="domcontentloaded")
+            wait_for_images(page, 6)
+            settled(page)
+            assert page.locator(RESULT_IMAGES).count() == 6
+            assert page.get_by_placeholder("a photo of a striped cat", exact=False).input_value() == TEXT
+            crumbs = page.locator('div[class*="st-key-crumbs-"] button').all_inner_texts()
+            kingdoms = {c.split()[0] for c in crumbs if c.strip() and c.split()[0] in ("Animalia", "Plantae", "Fungi")}
+            assert kingdoms == {kingdom}, kingdoms
+            assert query_of(page) == link, page.url
+            assert page.get_by_role("button", name="Deploy").count() == 0
+
+            with page.expect_download() as download:
+                page.get_by_role("button", name="CSV").click()
+            rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+            assert len(rows) == 6 and list(rows[0]) == ["id", "path", "lineage", "score", "split", "source",
+                                                        "license"], rows[:1]
+            assert all(r["lineage"].split("/")[0] == kingdom and r["path"] and r["license"] for r in rows), rows
+
+            page.get_by_role("button", name="Details").first.click()
+            page.get_by_text("Catalog record").wait_for(timeout=RESULT_TIMEOUT_MS)
+            settled(page)
+            wait_for_images(page, 7)  # the whole picture and six look-alikes
+            table = page.locator('[data-testid="stTable"]').inner_text()
+            first_id = rows[0]["id"]  # the first card is the first row
+            assert first_id in table and "sha256" in table and rows[0]["license"] in table, table
+            natural = page.locator(RESULT_IMAGES).first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            caption = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]').first.inner_text()
+            assert caption.endswith(f"{natural[0]}×{natural[1]} px"), (caption, natural)  # uncropped, full size
+            page.screenshot(path=str(out / "detail.png"))
+            page.get_by_role("button", name="Back to the results").click()
+            settled(page)
+            wait_for_images(page, 6)
+
+            # Timing: describe with k = 12 on the whole collection, from Enter to the results drawn.
+            page.goto(f"{url}/?{urlencode({'mode': 'describe', 'k': str(TIMED_K)})}", wait_until="domcontentloaded")
+            page.get_by_text("Filter by clade").wait_for(timeout=RESULT_TIMEOUT_MS)
+            settled(page)
+            page.evaluate(WATCH)
+            timed_search(page, TEXT, TIMED_K)  # burn-in: the server's first text encoding
+            for text in TIMED_QUERIES[:timed_runs]:
+                report.describe_ms.append(timed_search(page, text, TIMED_K))
+            assert query_of(page)["q"] == TIMED_QUERIES[timed_runs - 1]
+            page.close()
+
+            phone = browser.new_page(viewport=PHONE, device_scale_factor=2)
+            phone.goto(f"{url}/?{urlencode({'q': TEXT})}", wait_until="domcontentloaded")
+            wait_for_images(phone, state_default_k())
+            settled(phone)
+            report.phone_height_px = phone.locator('[data-testid="stMainBlockContainer"]').evaluate(
+                "e => e.getBoundingClientRect().height")
+            rows_of_cards = phone.locator(RESULT_IMAGES).evaluate_all(
+                "imgs => new Set(imgs.map(i => Math.round(i.getBoundingClientRect().top))).size")
+            assert rows_of_cards == state_default_k() // 3, rows_of_cards  # three cards a row, not one
+            phone.screenshot(path=str(out / "phone.png"), full_page=True)
+        finally:
+            browser.close()
+    return report
+
+
+def state_default_k() -> int:
+    from ui.state import DEFAULT_K
+
+    return DEFAULT_K
 
 
 def take_screenshots(url: str, out: Path) -> list[Path]:

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.browser import CHROMIUM, SCREENSHOT_NAMES, serve, take_screenshots
+from tests.ui.browser import CHROMIUM, SCREENSHOT_NAMES, check_tool, serve, take_screenshots
 from tests.ui.built_index import BuiltIndex
 
 pytestmark = pytest.mark.slow
+
+TARGET_MS = 300  # issue 13's target for describe with k = 12 on the demo
+# What fails here is a regression (a model loaded per query, a full page load, a redraw that never settles):
+# on a shared 2-core machine (load ~10) one describe takes 2-4 s, so the target is reported, not enforced.
+LIMIT_MS = 8000
+PHONE_LIMIT_PX = 4000  # twelve full-width cards stacked took about 8,000 px
 
 
 @pytest.fixture
@@ -31,3 +37,16 @@ def test_text_search_in_the_browser_and_screenshots(server: str, tmp_path: Path)
     assert [p.name for p in shots] == list(SCREENSHOT_NAMES)
     for path in shots:
         assert path.stat().st_size > 10_000, path
+
+
+def test_the_ui_as_a_tool_in_the_browser(server: str, tmp_path: Path, record_property):
+    """A shared link, the export, the detail view, no Deploy button, the phone layout, and the time from
+    the query to the results (p50 of five describe searches, k = 12)."""
+    report = check_tool(server, tmp_path / "tool")
+    record_property("describe_p50_ms", round(report.p50_ms, 1))
+    record_property("phone_height_px", round(report.phone_height_px))
+    print(f"describe k=12, query to results: p50 {report.p50_ms:.0f} ms over {len(report.describe_ms)} runs "
+          f"({', '.join(f'{ms:.0f}' for ms in report.describe_ms)}); target {TARGET_MS} ms "
+          f"{'met' if report.p50_ms < TARGET_MS else 'NOT met'}; phone page {report.phone_height_px:.0f} px")
+    assert report.p50_ms < LIMIT_MS, report.describe_ms
+    assert report.phone_height_px < PHONE_LIMIT_PX, report.phone_height_px

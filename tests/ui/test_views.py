@@ -5,13 +5,14 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from embed.predict import ScoredTaxon, prediction_tree, sum_species
 from embed.search import SearchHit
 from taxonomy import Lineage, Rank
-from ui import state
+from ui import links, state
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, load_upload
 from ui.views import breadcrumb, prediction_tree_html, summary_html, summary_tree, thumbnail_bytes
 
@@ -36,15 +37,16 @@ def test_breadcrumb_click_sets_the_cascade_and_clears_below():
     state.init(session)
     assert state.selected_clade(session) is None and session[state.MODE] == state.DESCRIBE
     state.set_clade(session, CAT.key(Rank.GENUS))
-    assert [session[state.clade_key(r)] for r in state.CLADE_RANKS] == [CAT.key(r) for r in state.CLADE_RANKS]
+    assert [session[state.clade_key(r)] for r in state.CLADE_RANKS] == [
+        CAT.key(r) if r <= Rank.GENUS else state.ANY for r in state.CLADE_RANKS]
     state.set_clade(session, CAT.key(Rank.ORDER))
     assert state.selected_clade(session) == CAT.key(Rank.ORDER)
-    assert session[state.clade_key(Rank.FAMILY)] is None and session[state.clade_key(Rank.GENUS)] is None
-    state.set_clade(session, CLOWNFISH.key(Rank.FAMILY))  # no order: that selector stays empty
-    assert session[state.clade_key(Rank.ORDER)] is None
+    assert session[state.clade_key(Rank.FAMILY)] == state.ANY and session[state.clade_key(Rank.GENUS)] == state.ANY
+    state.set_clade(session, CLOWNFISH.key(Rank.FAMILY))  # no order: that selector stays at "any"
+    assert session[state.clade_key(Rank.ORDER)] == state.ANY
     assert state.selected_clade(session) == "Animalia/Chordata/Actinopteri//Pomacentridae"
-    state.set_clade(session, CAT.key(Rank.SPECIES))  # a species narrows to its genus, the deepest selector
-    assert state.selected_clade(session) == CAT.key(Rank.GENUS)
+    state.set_clade(session, CAT.key(Rank.SPECIES))  # the species shortcut narrows to the species itself
+    assert state.selected_clade(session) == CAT.key(Rank.SPECIES)
     state.clear_below(session, Rank.CLASS)
     assert state.selected_clade(session) == CAT.key(Rank.CLASS)
     state.set_clade(session, None)
@@ -163,3 +165,67 @@ def test_prediction_tree_html_escapes_names_and_marks_the_path():
     assert "a &amp; b" in markup
     assert markup.count("tol-row tol-path") == 7
     assert "<i>Felis catus</i>" in markup
+
+
+# --- the map's projection -------------------------------------------------------------------------------
+
+def test_pca_separates_two_clusters_along_its_first_axis_and_is_stable():
+    from ui.projection import pca_2d
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.05, (10, 16)) + np.eye(16)[0]
+    b = rng.normal(0, 0.05, (10, 16)) - np.eye(16)[0]
+    xy = pca_2d(np.vstack([a, b]))
+    assert xy.shape == (20, 2)
+    assert len(set(np.sign(xy[:10, 0]))) == 1 and (np.sign(xy[:10, 0]) == -np.sign(xy[10:, 0])).all()
+    assert abs(xy[:, 0]).min() > abs(xy[:, 1]).max() * 0.5  # the clusters lie apart along the first axis
+    assert np.allclose(pca_2d(np.vstack([a, b])), xy)
+    assert np.allclose(pca_2d(np.vstack([a, b])[::-1]), xy[::-1])  # the order of the points does not matter
+    assert pca_2d(a[:1]).tolist() == [[0.0, 0.0]]
+
+
+def test_a_click_on_the_map_names_one_image():
+    from ui.projection import picked_id
+
+    assert picked_id({"selection": {"pick": [{"id": "abc", "x": 1.0}]}}, "pick") == "abc"
+    assert picked_id({"selection": {"pick": []}}, "pick") is None
+    assert picked_id(None, "pick") is None
+
+
+# --- export ---------------------------------------------------------------------------------------------
+
+def test_exports_write_the_columns_in_order():
+    import csv
+    import json
+
+    from ui.exports import EXPORT_COLUMNS, hit_rows, to_csv, to_json
+
+    rows = hit_rows([hit(CAT, 1), hit(CLOWNFISH, 2)])
+    text = to_csv(rows, EXPORT_COLUMNS)
+    assert text.splitlines()[0] == "id,path,lineage,score,split,source,license"
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert parsed[1]["lineage"] == CLOWNFISH.key() and parsed[0]["score"] == "0.5"
+    assert json.loads(to_json(rows))[0]["lineage"] == CAT.key()
+
+
+def test_full_image_is_uncropped_where_the_thumbnail_is_square(tmp_path):
+    from ui.views import full_image_bytes
+
+    Image.new("RGB", (300, 120), (10, 200, 30)).save(tmp_path / "wide.png")
+    full = Image.open(io.BytesIO(full_image_bytes(str(tmp_path), "wide.png")))
+    thumb = Image.open(io.BytesIO(thumbnail_bytes(str(tmp_path), "wide.png")))
+    assert full.size == (300, 120) and thumb.size[0] == thumb.size[1]
+    assert full_image_bytes(str(tmp_path), "../outside.png") is None
+
+
+def test_url_parameters_round_trip_through_the_state():
+    session: dict = {}
+    state.init(session)
+    link = {"mode": "lookalikes", "within": CAT.key(Rank.FAMILY), "rank": "genus", "k": "9", "image": "id7"}
+    assert links.from_query(session, link) == []
+    assert links.to_query(session) == link
+    assert session[state.SOURCE] == state.FROM_COLLECTION and session[state.K] == 9
+    session[state.EXCLUDE] = True
+    assert "within" not in links.to_query(session)  # an excluded clade is not "within"
+    problems = links.from_query(session, {"k": "100", "mode": "x"})
+    assert session[state.K] == state.MAX_K and len(problems) == 1

@@ -1,4 +1,8 @@
-"""The side panel's filters: the clade cascade (kingdom -> genus, with image counts), rank, split, grouping."""
+"""The side panel's filters: the clade cascade (kingdom -> species, with image counts), rank, split, grouping;
+and the active filters as chips above the results, each undone on its own, one rank up, or all at once.
+
+Every selector starts with an "any" choice (`state.ANY`), so that a choice can be taken back.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,8 +15,6 @@ from index.store import MissingIndexError, SearchFilter
 from taxonomy import RANK_LABELS, Rank
 from ui import state
 
-MAX_K = 48
-K_STEP = 3
 MAX_PER_SPECIES = 5
 METHOD_LABELS = {METHOD_SUM: "Species probabilities summed (pybioclip)",
                  METHOD_TAXA: "Each rank's own vectors, within the parent"}
@@ -42,11 +44,11 @@ def _clade_selector(service: SearchService, rank: Rank, within: str | None) -> s
     key = state.clade_key(rank)
     by_key: dict[str, TaxonOption] = {o.key: o for o in options}
     if st.session_state.get(key) not in by_key:
-        st.session_state[key] = None  # a choice left over from another parent
+        st.session_state[key] = state.ANY  # a choice left over from another parent
     return st.selectbox(
-        rank.label.capitalize(), list(by_key), key=key, format_func=lambda k: by_key[k].label,
-        placeholder=f"any {rank.label}", on_change=_on_clade_change, args=(rank,),
-    )
+        rank.label.capitalize(), [state.ANY, *by_key], key=key, on_change=_on_clade_change, args=(rank,),
+        format_func=lambda k: by_key[k].label if k else f"any {rank.label}",
+    ) or None
 
 
 def render_clade_cascade(service: SearchService) -> str | None:
@@ -71,13 +73,41 @@ def _facet_selector(service: SearchService, field: str, label: str, key: str) ->
     if len(counts) < 2 and not st.session_state.get(key):
         return None
     if st.session_state.get(key) not in counts:
-        st.session_state[key] = None
-    return st.selectbox(label, list(counts), key=key, placeholder=f"any {field}",
-                        format_func=lambda value: f"{value} · {counts[value]}")
+        st.session_state[key] = state.ANY
+    return st.selectbox(label, [state.ANY, *counts], key=key,
+                        format_func=lambda value: f"{value} · {counts[value]}" if value else f"any {field}") or None
 
 
 def _reset_clade() -> None:
     state.set_clade(st.session_state, None)
+
+
+def _rank_up() -> None:
+    state.rank_up(st.session_state)
+
+
+def _remove(key: str) -> None:
+    state.remove_filter(st.session_state, key)
+
+
+def _clear_all() -> None:
+    state.clear_filters(st.session_state)
+
+
+def render_active_filters() -> None:
+    """The filters in force as chips (each click undoes one), one rank up, and clear all; nothing when none."""
+    chips = state.active_filters(st.session_state)
+    if not chips:
+        return
+    with st.container(horizontal=True, key="active-filters", vertical_alignment="center"):
+        for chip in chips:
+            st.button(chip.label, key=f"chip:{chip.key}", icon=":material/close:", on_click=_remove,
+                      args=(chip.key,), help=f"Remove this filter: {chip.label}")
+        if state.selected_clade(st.session_state):
+            parent = state.parent_clade(st.session_state)
+            st.button("One rank up", key="rank_up", icon=":material/arrow_upward:", type="tertiary",
+                      on_click=_rank_up, help=f"Widen to {parent}" if parent else "Widen to the whole tree")
+        st.button("Clear all", key="clear_filters", type="tertiary", on_click=_clear_all)
 
 
 def render_filters(service: SearchService) -> QueryOptions:
@@ -87,12 +117,15 @@ def render_filters(service: SearchService) -> QueryOptions:
         clade = render_clade_cascade(service)
         excluded = st.toggle("Exclude this clade instead", key=state.EXCLUDE, disabled=clade is None)
         if clade:
-            st.button("Clear the clade filter", on_click=_reset_clade, type="tertiary", icon=":material/close:")
+            with st.container(horizontal=True):
+                st.button("One rank up", on_click=_rank_up, type="tertiary", icon=":material/arrow_upward:",
+                          key="rank_up_side")
+                st.button("Clear the clade filter", on_click=_reset_clade, type="tertiary", icon=":material/close:")
         split = _facet_selector(service, "split", "Split", state.SPLIT)
         source = _facet_selector(service, "source", "Source", state.SOURCE_FILTER)
         st.subheader("Results")
         rank = st.selectbox("Rank of predicted and matching taxa", RANK_LABELS, key=state.RANK)
-        k = st.slider("Results", K_STEP, MAX_K, step=K_STEP, key=state.K)
+        k = st.slider("Results", state.MIN_K, state.MAX_K, step=state.K_STEP, key=state.K)
         per_species = st.slider("At most per species (0: no grouping)", 0, MAX_PER_SPECIES, key=state.PER_SPECIES)
         method = st.radio("Identify by", list(METHOD_LABELS), key=state.METHOD, format_func=METHOD_LABELS.get)
         sets = _candidate_sets(service)

@@ -40,7 +40,9 @@ def render_describe(service: SearchService, options: QueryOptions) -> None:
         st.caption("Type a description or a name, or pick one of the examples.")
         return
     chosen = st.session_state.get(state.meaning_key(text))
-    found = _attempt("Searching", lambda: service.describe(text, options.k, options.filter, options.per_species,
+    n = state.results_wanted(st.session_state, options.k, (state.DESCRIBE, text, chosen, options.filter,
+                                                           options.per_species))
+    found = _attempt("Searching", lambda: service.describe(text, n, options.filter, options.per_species,
                                                            taxon=chosen))
     hits = found.hits if found is not None else None
     if found is not None:
@@ -49,7 +51,7 @@ def render_describe(service: SearchService, options: QueryOptions) -> None:
     main, side = st.columns(SIDE_RATIO, gap="large")
     with main:
         if hits is not None:
-            render_results(hits, options.clade, options.excluded)
+            render_results(hits, options.clade, options.excluded, asked=n)
     with side:
         if hits:
             render_summary(hits)
@@ -63,12 +65,14 @@ def render_lookalikes(service: SearchService, options: QueryOptions) -> None:
         query = render_image_query(service, options.filter, preview_width="stretch")
     if query is None:
         return
-    hits = _attempt("Searching", lambda: service.image_to_images(query.query, options.k, options.filter,
+    n = state.results_wanted(st.session_state, options.k, (state.LOOKALIKES, query.image_id or query.label,
+                                                           options.filter, options.per_species))
+    hits = _attempt("Searching", lambda: service.image_to_images(query.query, n, options.filter,
                                                                  options.per_species))
     if hits is None:
         return
     with main:
-        render_results(hits, options.clade, options.excluded)
+        render_results(hits, options.clade, options.excluded, asked=n)
     with query_column:
         render_summary(hits)
 

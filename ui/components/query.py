@@ -33,10 +33,15 @@ class ImageQuery:
         return self.image_id if self.image_id is not None else self.image  # type: ignore[return-value]
 
 
+def _close_detail() -> None:
+    state.open_detail(st.session_state, None)
+    st.session_state[state.MAP] = False
+
+
 def render_mode() -> str:
-    """Describe, look-alikes or identify."""
+    """Describe, look-alikes or identify (choosing one closes an image's detail view and the map)."""
     mode = st.segmented_control(
-        "Mode", state.MODES, key=state.MODE, required=True, label_visibility="collapsed",
+        "Mode", state.MODES, key=state.MODE, required=True, label_visibility="collapsed", on_change=_close_detail,
         format_func=lambda m: f"{state.MODE_LABELS[m]}  ·  {state.MODE_HELP[m]}",
     )
     return mode or state.DESCRIBE

@@ -1,4 +1,9 @@
-"""The result grid: thumbnail, names, score, and the lineage as a breadcrumb that narrows the filter."""
+"""The result grid: thumbnail, names, score, and the lineage as a breadcrumb that narrows the filter.
+
+Cards are light: one HTML block for the names and score (cut with an ellipsis, in full on hover),
+the breadcrumb, and three small actions (details, look-alikes, identify). On a phone the grid keeps
+three columns of small cards instead of stacking twelve full-width ones.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,25 +11,40 @@ from collections.abc import Sequence
 import streamlit as st
 
 from embed.search import SearchHit
+from taxonomy import Rank
 from ui import state
 from ui.services import thumbnail
-from ui.views import breadcrumb, hit_title, summary_html, summary_tree
+from ui.components.export import render_export
+from ui.views import CARD_TEXT_STYLE, breadcrumb, card_html, summary_html, summary_tree
 
 COLUMNS = 3
 CRUMB_SEPARATOR = "›"
 # Breadcrumb buttons as small inline links (Streamlit gives a keyed container the class `st-key-<key>`).
 CARD_STYLE = """<style>
-div[class*="st-key-crumbs-"] {row-gap: 0 !important; column-gap: 0.25rem !important;}
-div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35;}
+div[class*="st-key-crumbs-"] [data-testid="stButtonGroup"] > div {row-gap: 0 !important; column-gap: 0.25rem !important;}
+div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35; border: none;
+  background: none;}
 div[class*="st-key-crumbs-"] button p {font-size: 0.78rem; color: #4b5563;}
 div[class*="st-key-crumbs-"] button:hover p {color: #1f5135; text-decoration: underline;}
 div[class*="st-key-actions-"] {column-gap: 0.35rem !important;}
 div[class*="st-key-actions-"] button {min-height: 0; padding: 0.15rem 0.45rem;}
 div[class*="st-key-actions-"] button p {font-size: 0.8rem;}
+@media (max-width: 640px) {
+  .st-key-results-grid [data-testid="stHorizontalBlock"] {flex-wrap: nowrap !important; gap: 0.35rem !important;}
+  .st-key-results-grid [data-testid="stColumn"] {min-width: 0 !important; width: auto !important; flex: 1 1 0 !important;}
+  .st-key-results-grid [data-testid="stVerticalBlockBorderWrapper"] {padding: 0.3rem !important;}
+  .st-key-results-grid div[class*="st-key-crumbs-"] {display: none;}
+  .st-key-results-grid div[class*="st-key-actions-"] {column-gap: 0.1rem !important; flex-wrap: wrap !important;}
+  .st-key-results-grid div[class*="st-key-actions-"] > div {width: auto !important; min-width: 0 !important;}
+  .st-key-results-grid div[class*="st-key-actions-"] button {padding: 0.1rem 0.2rem; min-width: 0;}
+  .st-key-results-grid div[class*="st-key-actions-"] button p {display: none;}
+  .st-key-results-grid .tol-card {font-size: 0.78rem;}
+}
 </style>"""
 
 
 def _narrow(key: str) -> None:
+    state.open_detail(st.session_state, None)
     state.set_clade(st.session_state, key)
     st.session_state[state.EXCLUDE] = False
 
@@ -37,14 +57,26 @@ def _identify(image_id: str) -> None:
     state.identify_this(st.session_state, image_id)
 
 
+def _details(image_id: str) -> None:
+    state.open_detail(st.session_state, image_id)
+
+
+def _narrow_to_crumb(widget_key: str) -> None:
+    key = st.session_state.get(widget_key)
+    st.session_state[widget_key] = None  # a breadcrumb is a set of links, not a choice that stays
+    if key:
+        _narrow(key)
+
+
 def render_breadcrumb(hit: SearchHit) -> None:
-    """kingdom › phylum › ... › genus, each part a small button narrowing the clade filter to it."""
-    crumbs = breadcrumb(hit.lineage)
-    with st.container(horizontal=True, gap=None, key=f"crumbs-{hit.id}"):
-        for i, crumb in enumerate(crumbs):
-            label = crumb.name + (f" {CRUMB_SEPARATOR}" if i < len(crumbs) - 1 else "")
-            st.button(label, key=f"crumb:{hit.id}:{crumb.rank.label}", type="tertiary", on_click=_narrow,
-                      args=(crumb.key,), help=f"Only this {crumb.rank.label}: {crumb.key}")
+    """kingdom › phylum › ... › species, each part narrowing the clade filter to it: one widget, not one per part."""
+    crumbs = breadcrumb(hit.lineage, Rank.SPECIES)
+    by_key = {crumb.key: crumb for crumb in crumbs}
+    last = crumbs[-1].key if crumbs else ""
+    widget_key = f"crumbs-{hit.id}"
+    st.pills("Narrow to", list(by_key), key=widget_key, label_visibility="collapsed", on_change=_narrow_to_crumb,
+             args=(widget_key,), format_func=lambda k: by_key[k].name + ("" if k == last else f" {CRUMB_SEPARATOR}"),
+             help="Only this clade")
 
 
 def render_card(hit: SearchHit) -> None:
@@ -54,30 +86,40 @@ def render_card(hit: SearchHit) -> None:
             st.image(picture, width="stretch")
         else:
             st.caption(":material/hide_image: image unavailable")
-        title, scientific = hit_title(hit)
-        st.markdown(f"**{title}**" + (f"  \n*{scientific}*" if scientific else ""))
-        score = f"{hit.score:.3f}" if hit.score is not None else "–"
-        st.caption(f"similarity {score}" + (f" · {hit.split}" if hit.split else ""))
+        st.markdown(card_html(hit), unsafe_allow_html=True)
         render_breadcrumb(hit)
         with st.container(horizontal=True, key=f"actions-{hit.id}"):
+            st.button("Details", key=f"detail:{hit.id}", icon=":material/info:", on_click=_details, args=(hit.id,),
+                      help="The whole image, its catalog record and its look-alikes")
             st.button("Look-alikes", key=f"alike:{hit.id}", icon=":material/image_search:", on_click=_look_alikes,
-                      args=(hit.id,))
+                      args=(hit.id,), help="Images that look like this one")
             st.button("Identify", key=f"identify:{hit.id}", icon=":material/biotech:", on_click=_identify,
-                      args=(hit.id,))
+                      args=(hit.id,), help="The taxa this image is closest to")
 
 
-def render_results(hits: Sequence[SearchHit], clade: str | None = None, excluded: bool = False) -> None:
-    """The hits as a grid of cards, three to a row."""
-    st.html(CARD_STYLE)
+def _load_more() -> None:
+    state.load_more(st.session_state)
+
+
+def render_results(hits: Sequence[SearchHit], clade: str | None = None, excluded: bool = False,
+                   asked: int | None = None) -> None:
+    """The hits as a grid of cards, three to a row, with their export; "Load more" when `asked` were all found."""
+    st.html(CARD_STYLE + CARD_TEXT_STYLE)
     where = f" {'outside' if excluded else 'inside'} `{clade}`" if clade else ""
     if not hits:
         st.info(f"No image found{where}.")
         return
-    st.caption(f"{len(hits)} images{where}, most similar first")
-    for start in range(0, len(hits), COLUMNS):
-        for column, hit in zip(st.columns(COLUMNS), hits[start:start + COLUMNS]):
-            with column:
-                render_card(hit)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(f"{len(hits)} images{where}, most similar first")
+        render_export(hits)
+    with st.container(key="results-grid"):
+        for start in range(0, len(hits), COLUMNS):
+            for column, hit in zip(st.columns(COLUMNS), hits[start:start + COLUMNS]):
+                with column:
+                    render_card(hit)
+    if asked is not None and len(hits) >= asked and asked < state.MAX_RESULTS:
+        st.button("Load more", key="load_more", icon=":material/expand_more:", on_click=_load_more,
+                  help="The next page of results")
 
 
 def render_summary(hits: Sequence[SearchHit]) -> None:
