@@ -351,7 +351,7 @@ def test_a_clade_filter_restricting_identify_is_shown_with_a_way_out(app, ui_env
     assert any(f"· {plants} candidates" in c.value for c in app.caption)
     app.button(key="identify-every-taxon").click()
     run(app)
-    assert app.session_state[state.clade_key(Rank.KINGDOM)] is None and not app.warning
+    assert app.session_state[state.clade_key(Rank.KINGDOM)] == state.ANY and not app.warning
     assert any(f"· {len(species)} candidates" in c.value for c in app.caption)
 
 
