@@ -574,7 +574,7 @@ class EdgeStore(VectorStore):
         for collection in collections:
             self._ensure_indexes(collection)
         if missing:
-            self._wrote()
+            self._dirty = True  # published with the next points, or on close
 
     def vector_names(self, collection: str) -> dict[str, int]:
         check_collection(collection)
