@@ -86,7 +86,6 @@ GENERATION_INFO_FILE = "generation.json"
 GENERATION_LOCK_FILE = ".lock"  # readers hold it shared while copying; removal needs it exclusive
 READERS_DIR = ".readers"
 READER_LOCK_FILE = ".lock"  # held by the live reader; a free one marks a dead reader's replicas
-PARTIAL_SNAPSHOT_FILE = "partial.snapshot"
 # A writer publishes after a store call (a build's batch) at most this often, and always after
 # optimize and on close: what readers may lag behind a running build.
 PUBLISH_INTERVAL_S = 2.0

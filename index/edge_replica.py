@@ -3,7 +3,7 @@
     <root>/.generations/CURRENT               {"generation": N}, replaced atomically: the newest complete one
     <root>/.generations/<N>/images/, taxa/    each a shard folder (edge_config.json, segments/), no WAL
     <root>/.generations/<N>/generation.json   when it was published, whether its writer had closed, manifests
-    <root>/.readers/<pid>-<token>/            one reader's replica shards, its lock file, its snapshots
+    <root>/.readers/<pid>-<token>/            one reader's replica shards and its lock file
 
 A shard folder is held by one EdgeShard (its WAL is locked), and the writer changes its files in
 place, so no other process may open or copy the writer's folder. qdrant-edge 0.9 reads snapshots
@@ -16,24 +16,25 @@ server writes them. Here the writer plays the server's part with its own files:
   engine's files are sparse). Then CURRENT names the new generation. Old generations are removed
   once no reader holds their lock file.
 - Reading: a reader copies the current generation into its own folder and loads it with
-  `EdgeShard.load`. When CURRENT changes, it writes a partial snapshot in the engine's streamable
-  layout (`segments/<id>/files/...` plus `segment_manifest.json`, the segments whose manifest
-  differs from the replica's `snapshot_manifest()`, and the manifest alone for the unchanged ones)
-  and applies it with `update_from_snapshot`, which moves the changed segments in, drops the
-  segments the writer no longer has, and reloads. A shard whose vectors changed (a new model) is
-  copied whole instead. Replicas of readers that died are removed by the next reader to open.
+  `EdgeShard.load`. When CURRENT changes, it compares the generation's manifests with its replica's
+  `snapshot_manifest()`, copies the segments that differ next to it while it goes on answering,
+  then closes the replica, swaps them in, drops the segments the writer no longer has, and loads
+  it again: the plan of the engine's `update_from_snapshot` for a partial snapshot. That call
+  itself works on such a folder packed as a tar in the streamable layout, but a tar holds the
+  sparse files at their full size (165 MB written and unpacked for 2 MB of data: 0.63 s against
+  0.09 s, measured), so the files are moved directly. A shard whose vectors changed (a new
+  model), or that is new to the reader, is copied whole. Replicas of readers that died are
+  removed by the next reader to open.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import json
 import logging
 import os
 import secrets
 import shutil
-import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,16 +46,13 @@ import qdrant_edge as qe
 
 from index.constants import (
     CURRENT_GENERATION_FILE, GENERATION_INFO_FILE, GENERATION_LOCK_FILE, GENERATIONS_DIR, KEEP_GENERATIONS,
-    PARTIAL_SNAPSHOT_FILE, READER_LOCK_FILE, READERS_DIR,
+    READER_LOCK_FILE, READERS_DIR,
 )
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "edge_config.json"
 SEGMENTS_DIR = "segments"
-WAL_DIR = "wal"
-SEGMENT_FILES_DIR = "files"  # where the streamable snapshot layout puts a segment's files
-SEGMENT_MANIFEST_FILE = "segment_manifest.json"  # the engine's name, read by update_from_snapshot
 COPY_BLOCK = 64 * 2**20
 
 Manifest = dict[str, Any]  # segment id -> {"segment_id", "segment_version", "file_versions"}
@@ -156,6 +154,8 @@ class Generation:
     folder: Path
     clean: bool  # published by a writer as it closed: nothing written after it
     manifests: dict[str, Manifest]
+    seconds: float = 0.0  # what publishing it took
+    copied_bytes: int = 0  # data copied (the rest was linked from the generation before)
 
     def shard(self, collection: str) -> Path:
         return self.folder / collection
@@ -177,7 +177,8 @@ def current_generation(root: Path) -> Generation | None:
         info = json.loads((folder / GENERATION_INFO_FILE).read_text())
     except FileNotFoundError:
         return None
-    return Generation(number, folder, bool(info["clean"]), info["manifests"])
+    return Generation(number, folder, bool(info["clean"]), info["manifests"], info.get("seconds", 0.0),
+                      info.get("copied_bytes", 0))
 
 
 def current_stamp(root: Path) -> int | None:
@@ -198,33 +199,40 @@ def publish(root: Path, shards: Mapping[str, qe.EdgeShard], clean: bool) -> Gene
     folder = _generation_folder(root, number)
     staging = folder.with_name(f".{folder.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / GENERATION_LOCK_FILE).touch()
-    manifests: dict[str, Manifest] = {}
-    copied = linked = 0
-    started = time.perf_counter()
-    for collection, shard in shards.items():
-        shard.flush()
-        manifest: Manifest = shard.snapshot_manifest()
-        manifests[collection] = manifest
-        live, out = root / collection, staging / collection
-        (out / SEGMENTS_DIR).mkdir(parents=True)
-        shutil.copyfile(live / CONFIG_FILE, out / CONFIG_FILE)
-        before = previous.manifests.get(collection, {}) if previous else {}
-        for segment, entry in manifest.items():
-            if before.get(segment) == entry and entry["segment_version"]:
-                link_tree(previous.shard(collection) / SEGMENTS_DIR / segment, out / SEGMENTS_DIR / segment)
-                linked += 1
-            else:
-                copied += copy_tree(live / SEGMENTS_DIR / segment, out / SEGMENTS_DIR / segment)
-    info = {"generation": number, "published_at": time.time(), "clean": clean, "manifests": manifests}
-    (staging / GENERATION_INFO_FILE).write_text(json.dumps(info))
-    os.replace(staging, folder)
+    try:
+        staging.mkdir(parents=True)
+        (staging / GENERATION_LOCK_FILE).touch()
+        manifests: dict[str, Manifest] = {}
+        copied = linked = 0
+        started = time.perf_counter()
+        for collection, shard in shards.items():
+            shard.flush()
+            manifest: Manifest = shard.snapshot_manifest()
+            manifests[collection] = manifest
+            live, out = root / collection, staging / collection
+            (out / SEGMENTS_DIR).mkdir(parents=True)
+            shutil.copyfile(live / CONFIG_FILE, out / CONFIG_FILE)
+            before = previous.manifests.get(collection, {}) if previous else {}
+            for segment, entry in manifest.items():
+                if before.get(segment) == entry and entry["segment_version"]:
+                    link_tree(previous.shard(collection) / SEGMENTS_DIR / segment, out / SEGMENTS_DIR / segment)
+                    linked += 1
+                else:
+                    copied += copy_tree(live / SEGMENTS_DIR / segment, out / SEGMENTS_DIR / segment)
+        seconds = time.perf_counter() - started
+        info = {"generation": number, "published_at": time.time(), "clean": clean, "manifests": manifests,
+                "seconds": seconds, "copied_bytes": copied, "linked_segments": linked}
+        (staging / GENERATION_INFO_FILE).write_text(json.dumps(info))
+        shutil.rmtree(folder, ignore_errors=True)  # left by a writer killed before CURRENT named it
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _write_atomically(generations_dir(root) / CURRENT_GENERATION_FILE, json.dumps({"generation": number}).encode())
     logger.debug("published generation %d of %s in %.2f s: %d MB copied, %d segments linked",
-                 number, root, time.perf_counter() - started, copied // 2**20, linked)
+                 number, root, seconds, copied // 2**20, linked)
     remove_old_generations(root, number)
-    return Generation(number, folder, clean, manifests)
+    return Generation(number, folder, clean, manifests, seconds, copied)
 
 
 def remove_old_generations(root: Path, current: int) -> None:
@@ -286,27 +294,3 @@ def remove_dead_readers(root: Path) -> list[Path]:
 def vectors_of(shard_dir: Path) -> dict[str, int]:
     config = json.loads((shard_dir / CONFIG_FILE).read_text())
     return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
-
-
-def write_partial_snapshot(source: Path, manifest: Manifest, have: Manifest, path: Path) -> int:
-    """A partial snapshot at `path` that brings a shard at `have` to `source`'s state `manifest`.
-
-    Segments whose entry differs (or whose version is 0, which the engine cannot tell apart from
-    an empty segment) go in whole; the others go in as their manifest alone. Returns the segments
-    written whole.
-    """
-    changed = 0
-    with tarfile.open(path, "w") as tar:
-        for segment, entry in manifest.items():
-            base = f"{SEGMENTS_DIR}/{segment}/{SEGMENT_FILES_DIR}"
-            if have.get(segment) != entry or not entry["segment_version"]:
-                changed += 1
-                tar.add(source / SEGMENTS_DIR / segment, base)
-            data = json.dumps(entry).encode()
-            member = tarfile.TarInfo(f"{base}/{SEGMENT_MANIFEST_FILE}")
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-        wal = tarfile.TarInfo(WAL_DIR)
-        wal.type = tarfile.DIRTYPE
-        tar.addfile(wal)
-    return changed
