@@ -107,6 +107,7 @@ def _vectors_of(config: dict[str, Any]) -> dict[str, int]:
 
 
 _PUBLISHING = "publish"  # the lock note of a reader publishing what a killed writer left
+_TRASH = ".trash"  # in a reader's folder: replaced segments and replicas, removed after the swap
 
 
 def _lock_note(fd: int) -> str:
@@ -427,13 +428,18 @@ class EdgeStore(VectorStore):
             for swap in swaps:
                 swap()
             self.generation = generation
+        trash = self._replicas / _TRASH
+        if trash.exists():  # unlinking big files is slow: no search waits for it
+            emptied = trash.with_name(f"{_TRASH}.{generation.number}")
+            os.replace(trash, emptied)
+            threading.Thread(target=shutil.rmtree, args=(emptied,), kwargs={"ignore_errors": True}, daemon=True).start()
         logger.info("reader of %s follows generation %d (%.2f s)", self.root, generation.number,
                     time.perf_counter() - started)
 
     def _drop_replica(self, collection: str) -> None:
         guarded = self._shards.pop(collection)
         guarded.raw.close()
-        shutil.rmtree(self._replica_dirs.pop(collection), ignore_errors=True)
+        self._discard(self._replica_dirs.pop(collection))
         self._dims[collection] = {}
 
     def _swap_replica(self, collection: str, folder: Path, dims: dict[str, int]) -> None:
@@ -452,11 +458,18 @@ class EdgeStore(VectorStore):
         folder = self._replica_dirs[collection]
         guarded.raw.close()
         for segment in segments:
-            shutil.rmtree(folder / SEGMENTS_DIR / segment, ignore_errors=True)
+            if (folder / SEGMENTS_DIR / segment).exists():
+                self._discard(folder / SEGMENTS_DIR / segment)
             if (incoming / segment).is_dir():
                 os.replace(incoming / segment, folder / SEGMENTS_DIR / segment)
         shutil.rmtree(incoming, ignore_errors=True)
         guarded.raw = self._open_shard(folder, self._dims[collection])
+
+    def _discard(self, path: Path) -> None:
+        """Move a replica's folder out of the way, to be removed once searches go on again."""
+        trash = self._replicas / _TRASH
+        trash.mkdir(exist_ok=True)
+        os.replace(path, trash / f"{len(os.listdir(trash))}-{path.name}")
 
     def _open_shard(self, path: Path, dims: dict[str, int]) -> qe.EdgeShard:
         config = self._edge_config(dims, _config_on_disk(path)) if self._has_settings() and dims else None
