@@ -86,9 +86,12 @@ GENERATION_INFO_FILE = "generation.json"
 GENERATION_LOCK_FILE = ".lock"  # readers hold it shared while copying; removal needs it exclusive
 READERS_DIR = ".readers"
 READER_LOCK_FILE = ".lock"  # held by the live reader; a free one marks a dead reader's replicas
-# A writer publishes after a store call (a build's batch) at most this often, and always after
-# optimize and on close: what readers may lag behind a running build.
+# While readers are open, a writer publishes after a store call (a build's batch) at most this
+# often, and always after optimize and on close: what readers may lag behind a running build.
 PUBLISH_INTERVAL_S = 2.0
+# A build's open segment grows until optimize, and each publish copies it: the next publish waits
+# until publishing has taken at most this share of the writer's time.
+PUBLISH_SHARE = 0.25
 KEEP_GENERATIONS = 2  # the current one and the one before, which readers may still be copying
 # A writer waits this long for a reader that is publishing what a killed writer left (it holds the lock).
 CATCH_UP_WAIT_S = 300

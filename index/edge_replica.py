@@ -9,8 +9,9 @@ A shard folder is held by one EdgeShard (its WAL is locked), and the writer chan
 place, so no other process may open or copy the writer's folder. qdrant-edge 0.9 reads snapshots
 (`unpack_snapshot`, `update_from_snapshot`, `snapshot_manifest`) but cannot write them; a Qdrant
 server writes them. Here the writer plays the server's part with its own files:
-- Publishing: between two store calls (never inside one: a batch is whole), the writer flushes
-  its shards and copies them into a new generation folder. A segment whose manifest entry
+- Publishing: between two store calls (never inside one: a batch is whole), when readers are
+  open (they hold a lock file in their folder), the writer flushes its shards and copies them into
+  a new generation folder. A segment whose manifest entry
   (`snapshot_manifest`: segment and file versions) equals the previous generation's is hard-linked
   from it (generations are never written again), the others are copied, keeping their holes (the
   engine's files are sparse). Then CURRENT names the new generation. Old generations are removed
@@ -289,6 +290,21 @@ def remove_dead_readers(root: Path) -> list[Path]:
                 os.close(fd)
             removed.append(entry)
     return removed
+
+
+def live_readers(root: Path) -> int:
+    """How many readers have a folder under `root` and are alive (they hold its lock)."""
+    folder = readers_dir(root)
+    if not folder.is_dir():
+        return 0
+    alive = 0
+    for entry in folder.iterdir():
+        fd = _try_lock(entry / READER_LOCK_FILE, fcntl.LOCK_SH) if entry.is_dir() else None
+        if fd is None:
+            alive += entry.is_dir()
+        else:
+            os.close(fd)
+    return alive
 
 
 def vectors_of(shard_dir: Path) -> dict[str, int]:

@@ -24,11 +24,12 @@ What the edge engine (qdrant-edge-py 0.9) offers, and how this module uses it:
   create a shard. A store opened before its folder exists takes the lock when its first shard is
   created.
 - Readers (`read_only=True`: the UI, search, predict, status) take no lock and never open the
-  writer's folder: the writer publishes generations of its shards (after a store call at most
-  every `PUBLISH_INTERVAL_S`, after optimize and on close), and each reader follows the current
-  one in a replica of its own, refreshed with the engine's partial snapshots when a call finds
-  CURRENT changed (see `index.edge_replica`). A reader that finds the last generation left
-  unfinished by a killed writer, and no writer running, publishes the shards as they are.
+  writer's folder: the writer publishes generations of its shards (after optimize, on close, and
+  while readers are open after a store call, at most every `PUBLISH_INTERVAL_S` and at most
+  `PUBLISH_SHARE` of its time), and each reader follows the current one in a replica of its own,
+  refreshed segment by segment (the engine's snapshot manifests) when a call finds CURRENT changed
+  (see `index.edge_replica`). A reader that finds the last generation left unfinished by a
+  killed writer, and no writer running, publishes the shards as they are.
 - A killed build may leave a new shard with some of its keyword indexes: every `ensure_vector`
   (which every build calls before writing) adds those missing; `facet_counts` on a field without
   its index raises MissingIndexError rather than the engine's error.
@@ -58,11 +59,11 @@ import numpy as np
 import qdrant_edge as qe
 
 from index.constants import (
-    CATCH_UP_WAIT_S, FREE_SPACE_MARGIN_BYTES, NEW_SHARD_BYTES, PUBLISH_INTERVAL_S, STORE_LOCK_FILE,
+    CATCH_UP_WAIT_S, FREE_SPACE_MARGIN_BYTES, NEW_SHARD_BYTES, PUBLISH_INTERVAL_S, PUBLISH_SHARE, STORE_LOCK_FILE,
 )
 from index.edge_replica import (
-    SEGMENTS_DIR, Generation, allocated_bytes, copy_tree, current_generation, current_stamp, new_reader_folder,
-    publish, reading, vectors_of,
+    SEGMENTS_DIR, Generation, allocated_bytes, copy_tree, current_generation, current_stamp, live_readers,
+    new_reader_folder, publish, reading, vectors_of,
 )
 from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
@@ -260,7 +261,7 @@ class EdgeStore(VectorStore):
         self._indexed: set[str] = set()  # collections whose keyword indexes were checked by this object
         self._lock_fd: int | None = None
         self._closed = False
-        self._published_at = float("-inf")  # the writer's last publish (time.monotonic)
+        self._next_publish = float("-inf")  # when the writer may publish again (time.monotonic)
         self._dirty = False  # the writer wrote since its last publish
         self._guard = _SharedLock()
         self._replicas: Path | None = None  # a reader's folder
@@ -272,6 +273,7 @@ class EdgeStore(VectorStore):
         try:
             if read_only:
                 self._catch_up()
+                self._register()
                 self._refresh()
             elif self.root.is_dir():
                 self._lock(self._lock_note)
@@ -338,9 +340,10 @@ class EdgeStore(VectorStore):
     # --- generations: the writer publishes, readers follow -------------------------------------
 
     def _wrote(self) -> None:
-        """After a write call (a whole batch): publish when the last publish is old enough."""
+        """After a write call (a whole batch): publish when the last publish is old enough, for the
+        readers open now (or the first generation of a store); optimize and close publish anyway."""
         self._dirty = True
-        if time.monotonic() - self._published_at >= PUBLISH_INTERVAL_S:
+        if time.monotonic() >= self._next_publish and (live_readers(self.root) or current_stamp(self.root) is None):
             self._publish(clean=False)
 
     def _publish(self, clean: bool) -> None:
@@ -348,12 +351,13 @@ class EdgeStore(VectorStore):
         if not self._shards:
             return
         try:
-            publish(self.root, self._shards, clean)
+            generation = publish(self.root, self._shards, clean)
         except Exception as e:  # never fail a build for its readers
             logger.warning("could not publish a generation of %s for its readers (they keep the previous "
                            "one): %s", self.root, e)
             return
-        self._published_at = time.monotonic()
+        wait = max(PUBLISH_INTERVAL_S, generation.seconds * (1 / PUBLISH_SHARE - 1))
+        self._next_publish = time.monotonic() + wait
         self._dirty = False
 
     def _catch_up(self) -> None:
@@ -369,10 +373,16 @@ class EdgeStore(VectorStore):
             return  # a writer is running (here or elsewhere): it publishes as it goes
         writer.close()  # which publishes
 
+    def _register(self) -> None:
+        """A reader: take its folder, which also tells the writer to publish, once the store exists."""
+        if self._replicas is None and self.root.is_dir():
+            self._replicas, self._replicas_fd = new_reader_folder(self.root)
+
     def _refresh(self) -> None:
         """A reader: follow the newest generation when CURRENT changed since the last call (one stat)."""
         if not self.read_only or self._closed:
             return
+        self._register()
         stamp = current_stamp(self.root)
         if stamp == self._stamp:
             return
@@ -392,8 +402,8 @@ class EdgeStore(VectorStore):
     def _follow(self, generation: Generation) -> None:
         """Bring the replicas to `generation`. The changed segments are copied while searches go on;
         only closing, swapping them in and loading the shard again holds searches back."""
-        if self._replicas is None:
-            self._replicas, self._replicas_fd = new_reader_folder(self.root)
+        self._register()
+        assert self._replicas is not None  # a generation exists, so the store folder does
         started = time.perf_counter()
         swaps: list[Callable[[], None]] = []
         for collection in COLLECTIONS:

@@ -96,11 +96,12 @@ def _whole_batches(store, seen: set[int]) -> None:
 
 def test_a_reader_follows_a_writer_in_another_process_batch_by_batch(tmp_path):
     root, batches = tmp_path / "qdrant", 12
-    writer = _python(WRITER, root, batches, BATCH, 0.5, "close")
-    try:
-        _expect(writer, "open")
-        seen: set[int] = set()
-        with open_store(str(root), read_only=True) as reader:
+    root.mkdir()
+    seen: set[int] = set()
+    with open_store(str(root), read_only=True) as reader:  # open before the writer: it publishes for it
+        writer = _python(WRITER, root, batches, BATCH, 0.5, "close")
+        try:
+            _expect(writer, "open")
             while writer.poll() is None:
                 _whole_batches(reader, seen)
                 time.sleep(0.05)
@@ -108,10 +109,10 @@ def test_a_reader_follows_a_writer_in_another_process_batch_by_batch(tmp_path):
             # The writer published as it closed: the next call sees every point.
             assert reader.count(IMAGES) == batches * BATCH
             _whole_batches(reader, seen)
-        # It followed the build as it went, not only at its end.
-        assert len(seen - {0, batches * BATCH}) >= 2, sorted(seen)
-    finally:
-        writer.kill()
+        finally:
+            writer.kill()
+    # It followed the build as it went, not only at its end.
+    assert len(seen - {0, batches * BATCH}) >= 2, sorted(seen)
 
 
 def test_readers_lag_the_writer_by_the_publish_interval_at_most(tmp_path):
@@ -134,13 +135,16 @@ def test_readers_lag_the_writer_by_the_publish_interval_at_most(tmp_path):
 
 def test_two_readers_and_this_one_search_while_a_writer_holds_the_store(tmp_path):
     root = tmp_path / "qdrant"
-    writer = _python(WRITER, root, 2, BATCH, PUBLISH_INTERVAL_S, "hold")  # the second batch is published too
+    root.mkdir()
+    mine = open_store(str(root), read_only=True)  # open during the writes: each is published for it
+    writer = _python(WRITER, root, 2, BATCH, PUBLISH_INTERVAL_S, "hold")
     try:
         _expect(writer, "open")
         _expect(writer, "written")
         readers = [_python(READER, root, seed, DIM) for seed in (1, 2)]
-        with open_store(str(root), read_only=True) as mine:
+        with mine:
             assert len(mine.search(IMAGES, "demo", np.ones(DIM), k=5)) == 5
+            assert mine.count(IMAGES) == 2 * BATCH
         outputs = [r.communicate(timeout=WAIT_S) for r in readers]
         for r, (out, err) in zip(readers, outputs):
             assert r.returncode == 0, err
@@ -178,7 +182,7 @@ def test_a_killed_writers_last_batches_are_published_by_the_next_reader(tmp_path
         writer.wait()
     finally:
         writer.kill()
-    before = current_generation(root)
+    before = current_generation(root)  # its first batch, published as the store's first generation
     assert before is not None and not before.clean
     with open_store(str(root), read_only=True) as reader:
         assert reader.count(IMAGES) == 3 * BATCH
@@ -211,3 +215,25 @@ def test_a_reader_opened_before_the_first_build_sees_it_when_it_is_published(tmp
             store.upsert_images("second", RECORDS[:1], np.ones((1, DIM), dtype=np.float32))
         assert reader.vector_names(IMAGES) == {"demo": DIM, "second": DIM}
         assert reader.count(IMAGES, vector="second") == 1
+
+
+def test_a_writer_publishes_mid_build_only_while_readers_are_open(tmp_path, monkeypatch):
+    import index.edge_store
+
+    monkeypatch.setattr(index.edge_store, "PUBLISH_INTERVAL_S", 0.0)
+    monkeypatch.setattr(index.edge_store, "PUBLISH_SHARE", 1.0)  # no wait after a publish either
+    root = tmp_path / "qdrant"
+    vectors = np.ones((1, DIM), dtype=np.float32)
+    with open_store(str(root)) as store:
+        store.upsert_images("demo", RECORDS[:1], vectors)  # the store's first generation
+        store.upsert_images("demo", RECORDS[1:2], vectors)  # no reader: not published
+        assert current_generation(root).number == 1
+        with open_store(str(root), read_only=True) as reader:
+            assert reader.count(IMAGES) == 1
+            store.upsert_images("demo", RECORDS[2:3], vectors)
+            assert current_generation(root).number == 2 and reader.count(IMAGES) == 3
+        store.upsert_images("demo", RECORDS[3:4], vectors)  # its reader closed
+        assert current_generation(root).number == 2
+    assert current_generation(root).clean  # closing published the rest
+    with open_store(str(root), read_only=True) as reader:
+        assert reader.count(IMAGES) == 4
