@@ -182,12 +182,14 @@ def current_generation(root: Path) -> Generation | None:
                       info.get("copied_bytes", 0))
 
 
-def current_stamp(root: Path) -> int | None:
-    """What changes whenever CURRENT does (one stat): its inode, as each publish replaces the file."""
+def current_stamp(root: Path) -> tuple[int, int] | None:
+    """What changes whenever CURRENT does (one stat): each publish replaces the file, whose inode
+    number the file system may give again, so its change time goes with it."""
     try:
-        return os.stat(generations_dir(root) / CURRENT_GENERATION_FILE).st_ino
+        st = os.stat(generations_dir(root) / CURRENT_GENERATION_FILE)
     except FileNotFoundError:
         return None
+    return st.st_ino, st.st_ctime_ns
 
 
 def publish(root: Path, shards: Mapping[str, qe.EdgeShard], clean: bool) -> Generation:

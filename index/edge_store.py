@@ -268,7 +268,7 @@ class EdgeStore(VectorStore):
         self._replica_dirs: dict[str, Path] = {}  # the folder each replica shard is loaded from
         self._refreshing = threading.Lock()
         self._replicas_fd: int | None = None
-        self._stamp: int | None = None  # CURRENT as the reader last followed it
+        self._stamp: tuple[int, int] | None = None  # CURRENT as the reader last followed it
         self.generation: Generation | None = None  # the generation a reader answers from
         try:
             if read_only:
