@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/embed_throughput.py
 	$(PY) bench/query_latency.py
 	$(PY) bench/demo_render.py
+	$(PY) bench/readers_load.py
 
 ui: $(STAMP)
 	$(VENV)/bin/streamlit run ui/app.py

@@ -122,7 +122,7 @@ def status_command(args: argparse.Namespace) -> int:
         store_error = "no store there yet (run `python -m embed build`)"
     else:
         try:
-            store = open_store(location, args.api_key)
+            store = open_store(location, args.api_key, read_only=True)
         except StoreError as e:
             store_error = str(e)
     model = model_vector_name(args.model) if args.model else None

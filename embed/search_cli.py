@@ -225,7 +225,7 @@ class _Service:
 
         spec = resolve_setting(self.args.model, ENV_MODEL, DEFAULT_MODEL)
         check_device(self.args.device)  # before the store is opened or the model loads
-        self.store = open_store(self.args.store, self.args.api_key)
+        self.store = open_store(self.args.store, self.args.api_key, read_only=True)
         try:
             self.catalog = open_catalog_if_exists(self.args.db)
             return SearchService(self.store, self.catalog, spec, device=self.args.device)

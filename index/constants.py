@@ -1,5 +1,5 @@
 """Literals of the catalog (where it lives, what counts as an image, statuses, batch sizes) and of the
-embedded store's files (its writer lock, the free space it needs)."""
+embedded store's files (its writer lock, the free space it needs, the generations readers read)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,6 +78,23 @@ STORE_LOCK_FILE = ".lock"
 FREE_SPACE_MARGIN_BYTES = 256 * 2**20
 # What a new shard's sparse files claim once points are written (~200 MB measured for a 512-d model).
 NEW_SHARD_BYTES = 256 * 2**20
+# Readers beside the writer (index.edge_replica): the writer publishes generations of its shards,
+# each reader keeps a replica of the current one under its own folder.
+GENERATIONS_DIR = ".generations"
+CURRENT_GENERATION_FILE = "CURRENT"
+GENERATION_INFO_FILE = "generation.json"
+GENERATION_LOCK_FILE = ".lock"  # readers hold it shared while copying; removal needs it exclusive
+READERS_DIR = ".readers"
+READER_LOCK_FILE = ".lock"  # held by the live reader; a free one marks a dead reader's replicas
+# While readers are open, a writer publishes after a store call (a build's batch) at most this
+# often, and always after optimize and on close: what readers may lag behind a running build.
+PUBLISH_INTERVAL_S = 2.0
+# A build's open segment grows until optimize, and each publish copies it: the next publish waits
+# until publishing has taken at most this share of the writer's time.
+PUBLISH_SHARE = 0.25
+KEEP_GENERATIONS = 2  # the current one and the one before, which readers may still be copying
+# A writer waits this long for a reader that is publishing what a killed writer left (it holds the lock).
+CATCH_UP_WAIT_S = 300
 
 EXIT_OK = 0
 EXIT_NOTHING_READ = 1

@@ -17,12 +17,19 @@ What the edge engine (qdrant-edge-py 0.9) offers, and how this module uses it:
 - `facet` needs a keyword index on the field (all facetable fields have one). There is no
   grouped query: `search(group_by=...)` fetches, groups like Qdrant, then asks again without the
   groups found so far until it has `k`, and fills groups that came up short in one batched query.
-- Only one `EdgeShard` may hold a folder (the WAL is locked). Above that, one process at a time
+- Only one `EdgeShard` may hold a folder (the WAL is locked). Above that, one writer at a time
   holds the store folder's lock file (`fcntl.flock` on `<root>/.lock`, with its pid), taken before
-  any shard is created or loaded and released on close or when the process dies: a second opener
-  (another build, the UI, a search) gets StoreLockedError naming the folder and the holder's pid,
-  and two builds can never race to create a shard. A store opened before its folder exists takes
-  the lock when its first shard is created.
+  any shard is created or loaded and released on close or when the process dies: a second writer
+  gets StoreLockedError naming the folder and the holder's pid, and two builds can never race to
+  create a shard. A store opened before its folder exists takes the lock when its first shard is
+  created.
+- Readers (`read_only=True`: the UI, search, predict, status) take no lock and never open the
+  writer's folder: the writer publishes generations of its shards (after optimize, on close, and
+  while readers are open after a store call, at most every `PUBLISH_INTERVAL_S` and at most
+  `PUBLISH_SHARE` of its time), and each reader follows the current one in a replica of its own,
+  refreshed segment by segment (the engine's snapshot manifests) when a call finds CURRENT changed
+  (see `index.edge_replica`). A reader that finds the last generation left unfinished by a
+  killed writer, and no writer running, publishes the shards as they are.
 - A killed build may leave a new shard with some of its keyword indexes: every `ensure_vector`
   (which every build calls before writing) adds those missing; `facet_counts` on a field without
   its index raises MissingIndexError rather than the engine's error.
@@ -41,6 +48,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +58,13 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from index.constants import FREE_SPACE_MARGIN_BYTES, NEW_SHARD_BYTES, STORE_LOCK_FILE
+from index.constants import (
+    CATCH_UP_WAIT_S, FREE_SPACE_MARGIN_BYTES, NEW_SHARD_BYTES, PUBLISH_INTERVAL_S, PUBLISH_SHARE, STORE_LOCK_FILE,
+)
+from index.edge_replica import (
+    SEGMENTS_DIR, Generation, allocated_bytes, copy_tree, current_generation, current_stamp, live_readers,
+    new_reader_folder, publish, reading, vectors_of,
+)
 from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
 from index.schema import (
@@ -93,10 +107,69 @@ def _vectors_of(config: dict[str, Any]) -> dict[str, int]:
     return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
 
 
+_PUBLISHING = "publish"  # the lock note of a reader publishing what a killed writer left
+_TRASH = ".trash"  # in a reader's folder: replaced segments and replicas, removed after the swap
+
+
+def _lock_note(fd: int) -> str:
+    return os.pread(fd, 64, 0).decode(errors="replace").strip()
+
+
 def _lock_holder(fd: int) -> str:
     """What the lock file says about its holder: ` (pid N)`, or nothing when it says nothing yet."""
-    text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-    return f" (pid {text})" if text.isdigit() else ""
+    pid = _lock_note(fd).split(" ")[0]
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+class _SharedLock:
+    """Many holders of `shared()` at once, or one holder of `exclusive()`."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._readers)
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class _GuardedShard:
+    """A reader's replica shard: its calls share the lock that a refresh takes alone, since
+    `update_from_snapshot` borrows the shard mutably and the UI queries from several threads."""
+
+    def __init__(self, shard: qe.EdgeShard, guard: _SharedLock) -> None:
+        self.raw = shard
+        self._guard = guard
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.raw, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._guard.shared():
+                return method(*args, **kwargs)
+
+        return call
 
 
 def _free_margin() -> int:
@@ -159,29 +232,51 @@ def _hit(point: Any, score: float | None, vector_name: str | None = None, group:
 
 
 class EdgeStore(VectorStore):
-    """Both collections as qdrant-edge shards under `root` (SPEC §6)."""
+    """Both collections as qdrant-edge shards under `root` (SPEC §6): one writer, or a reader.
 
-    def __init__(self, root: str | Path, settings: EdgeSettings | None = None) -> None:
+    A reader (`read_only=True`) answers from its replica of the writer's last published
+    generation and refuses writes with StoreError; see the module docstring.
+    """
+
+    def __init__(
+        self, root: str | Path, settings: EdgeSettings | None = None, *, read_only: bool = False, lock_note: str = ""
+    ) -> None:
         self.root = Path(root).resolve()
         self.location = str(self.root)
         self.settings = settings or EdgeSettings()
+        self.read_only = read_only
+        self._lock_note = lock_note  # written in the lock file after the pid
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"store location {self.root} is a file; expected a folder (created when missing)")
-        with _open_lock:
-            if self.root in _open_roots:
-                raise StoreLockedError(
-                    f"the embedded store {self.root} is already open in this process; close it first "
-                    "(only one EdgeShard may hold a folder)"
-                )
-            _open_roots.add(self.root)
-        self._shards: dict[str, qe.EdgeShard] = {}
+        if not read_only:
+            with _open_lock:
+                if self.root in _open_roots:
+                    raise StoreLockedError(
+                        f"the embedded store {self.root} is already open in this process for writing; close it "
+                        "first (only one EdgeShard may hold a folder), or open it read-only"
+                    )
+                _open_roots.add(self.root)
+        self._shards: dict[str, Any] = {}  # qe.EdgeShard; a reader's are _GuardedShard
         self._dims: dict[str, dict[str, int]] = {c: {} for c in COLLECTIONS}
         self._indexed: set[str] = set()  # collections whose keyword indexes were checked by this object
         self._lock_fd: int | None = None
         self._closed = False
+        self._next_publish = float("-inf")  # when the writer may publish again (time.monotonic)
+        self._dirty = False  # the writer wrote since its last publish
+        self._guard = _SharedLock()
+        self._replicas: Path | None = None  # a reader's folder
+        self._replica_dirs: dict[str, Path] = {}  # the folder each replica shard is loaded from
+        self._refreshing = threading.Lock()
+        self._replicas_fd: int | None = None
+        self._stamp: tuple[int, int] | None = None  # CURRENT as the reader last followed it
+        self.generation: Generation | None = None  # the generation a reader answers from
         try:
-            if self.root.is_dir():
-                self._lock()
+            if read_only:
+                self._catch_up()
+                self._register()
+                self._refresh()
+            elif self.root.is_dir():
+                self._lock(self._lock_note)
                 self._load_existing()
         except BaseException:
             self.close()
@@ -189,21 +284,31 @@ class EdgeStore(VectorStore):
 
     # --- the writer lock ----------------------------------------------------------------------
 
-    def _lock(self) -> None:
-        """Take the store folder's lock (creating the folder), or raise StoreLockedError."""
+    def _lock(self, note: str = "") -> None:
+        """Take the store folder's lock (creating the folder), or raise StoreLockedError.
+
+        A reader publishing what a killed writer left holds it briefly: that one is waited for.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / STORE_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_holder(fd)
-            os.close(fd)
-            raise StoreLockedError(
-                f"the embedded store {self.root} is in use by another process{holder} (a build, the UI or a "
-                "search): one process at a time may open it; wait for that one to end, then run this again"
-            ) from None
+        deadline = time.monotonic() + CATCH_UP_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not note and _lock_note(fd).endswith(_PUBLISHING) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise StoreLockedError(
+                    f"the embedded store {self.root} is in use by another process{holder} (a build): one writer "
+                    "at a time may open it; wait for that one to end, then run this again (the UI and searches "
+                    "read beside it)"
+                ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {note}".strip().encode() + b"\n", 0)
         self._lock_fd = fd
         _lock_fds.add(fd)
 
@@ -223,9 +328,183 @@ class EdgeStore(VectorStore):
         loads what another process may have created meanwhile."""
         if self._closed:
             raise StoreError(f"the embedded store {self.root} is closed")
+        if self.read_only:
+            raise StoreError(
+                f"the embedded store {self.root} was opened read-only: open it for writing (as `embed build` "
+                "and `embed taxa` do) to change it"
+            )
         if self._lock_fd is None:
-            self._lock()
+            self._lock(self._lock_note)
             self._load_existing()
+
+    # --- generations: the writer publishes, readers follow -------------------------------------
+
+    def _wrote(self) -> None:
+        """After a write call (a whole batch): publish when the last publish is old enough, for the
+        readers open now (or the first generation of a store); optimize and close publish anyway."""
+        self._dirty = True
+        if time.monotonic() >= self._next_publish and (live_readers(self.root) or current_stamp(self.root) is None):
+            self._publish(clean=False)
+
+    def _publish(self, clean: bool) -> None:
+        """Publish the shards as the next generation; a failure leaves readers on the previous one."""
+        if not self._shards:
+            return
+        try:
+            generation = publish(self.root, self._shards, clean)
+        except Exception as e:  # never fail a build for its readers
+            logger.warning("could not publish a generation of %s for its readers (they keep the previous "
+                           "one): %s", self.root, e)
+            return
+        wait = max(PUBLISH_INTERVAL_S, generation.seconds * (1 / PUBLISH_SHARE - 1))
+        self._next_publish = time.monotonic() + wait
+        self._dirty = False
+
+    def _catch_up(self) -> None:
+        """Publish the shards a killed writer left unpublished, when no writer is running."""
+        generation = current_generation(self.root)
+        if generation is not None and generation.clean:
+            return
+        if not any((self.root / c / CONFIG_FILE).exists() for c in COLLECTIONS):
+            return
+        try:
+            writer = EdgeStore(self.root, lock_note=_PUBLISHING)
+        except StoreLockedError:
+            return  # a writer is running (here or elsewhere): it publishes as it goes
+        writer.close()  # which publishes
+
+    def _register(self) -> None:
+        """A reader: take its folder, which also tells the writer to publish, once the store exists."""
+        if self._replicas is None and self.root.is_dir():
+            self._replicas, self._replicas_fd = new_reader_folder(self.root)
+
+    def _refresh(self) -> None:
+        """A reader: follow the newest generation when CURRENT changed since the last call (one stat)."""
+        if not self.read_only or self._closed:
+            return
+        self._register()
+        stamp = current_stamp(self.root)
+        if stamp == self._stamp:
+            return
+        with self._refreshing:
+            if stamp == self._stamp:  # another thread followed it meanwhile
+                return
+            generation = current_generation(self.root)
+            if generation is None or (self.generation is not None and generation.number == self.generation.number):
+                self._stamp = stamp
+                return
+            with reading(generation) as present:
+                if not present:  # replaced while being read; the next call follows the newer one
+                    return
+                self._follow(generation)
+            self._stamp = stamp
+
+    def _follow(self, generation: Generation) -> None:
+        """Bring the replicas to `generation`. The changed segments are copied while searches go on;
+        only closing, swapping them in and loading the shard again holds searches back."""
+        self._register()
+        assert self._replicas is not None  # a generation exists, so the store folder does
+        started = time.perf_counter()
+        swaps: list[Callable[[], None]] = []
+        for collection in COLLECTIONS:
+            manifest = generation.manifests.get(collection)
+            guarded = self._shards.get(collection)
+            if manifest is None:
+                if guarded is not None:
+                    swaps.append(lambda c=collection: self._drop_replica(c))
+                continue
+            source = generation.shard(collection)
+            dims = vectors_of(source)
+            if guarded is None or dims != self._dims[collection]:
+                fresh = self._replicas / f"{collection}.{generation.number}"
+                shutil.rmtree(fresh, ignore_errors=True)
+                self._check_room(allocated_bytes(source), f"copying {source} for this reader")
+                copy_tree(source, fresh)
+                swaps.append(lambda c=collection, f=fresh, d=dims: self._swap_replica(c, f, d))
+                continue
+            have = guarded.snapshot_manifest()
+            changed = [seg for seg, entry in manifest.items() if have.get(seg) != entry or not entry["segment_version"]]
+            removed = [seg for seg in have if seg not in manifest]
+            if not changed and not removed:
+                continue
+            incoming = self._replicas / f".incoming.{collection}"
+            shutil.rmtree(incoming, ignore_errors=True)
+            segments = [source / SEGMENTS_DIR / seg for seg in changed]
+            self._check_room(sum(allocated_bytes(p) for p in segments), f"copying {len(changed)} segments")
+            for path in segments:
+                copy_tree(path, incoming / path.name)
+            swaps.append(lambda c=collection, i=incoming, g=changed + removed: self._swap_segments(c, i, g))
+        with self._guard.exclusive():
+            for swap in swaps:
+                swap()
+            self.generation = generation
+        trash = self._replicas / _TRASH
+        if trash.exists():  # unlinking big files is slow: no search waits for it
+            emptied = trash.with_name(f"{_TRASH}.{generation.number}")
+            os.replace(trash, emptied)
+            threading.Thread(target=shutil.rmtree, args=(emptied,), kwargs={"ignore_errors": True}, daemon=True).start()
+        logger.info("reader of %s follows generation %d (%.2f s)", self.root, generation.number,
+                    time.perf_counter() - started)
+
+    def _drop_replica(self, collection: str) -> None:
+        guarded = self._shards.pop(collection)
+        guarded.raw.close()
+        self._discard(self._replica_dirs.pop(collection))
+        self._dims[collection] = {}
+
+    def _swap_replica(self, collection: str, folder: Path, dims: dict[str, int]) -> None:
+        """Serve `collection` from the replica just copied to `folder`."""
+        if collection in self._shards:
+            self._drop_replica(collection)
+        self._shards[collection] = _GuardedShard(self._open_shard(folder, dims), self._guard)
+        self._replica_dirs[collection] = folder
+        self._dims[collection] = dims
+
+    def _swap_segments(self, collection: str, incoming: Path, segments: list[str]) -> None:
+        """Replace or remove `segments` of a replica, the new ones waiting in `incoming`, and reload it:
+        what the engine's `recover_partial_snapshot` does, without its tar (whose members are the
+        sparse files' full sizes: 165 MB written and read back for 2 MB of data, measured)."""
+        guarded = self._shards[collection]
+        folder = self._replica_dirs[collection]
+        guarded.raw.close()
+        for segment in segments:
+            if (folder / SEGMENTS_DIR / segment).exists():
+                self._discard(folder / SEGMENTS_DIR / segment)
+            if (incoming / segment).is_dir():
+                os.replace(incoming / segment, folder / SEGMENTS_DIR / segment)
+        shutil.rmtree(incoming, ignore_errors=True)
+        guarded.raw = self._open_shard(folder, self._dims[collection])
+
+    def _discard(self, path: Path) -> None:
+        """Move a replica's folder out of the way, to be removed once searches go on again."""
+        trash = self._replicas / _TRASH
+        trash.mkdir(exist_ok=True)
+        os.replace(path, trash / f"{len(os.listdir(trash))}-{path.name}")
+
+    def _open_shard(self, path: Path, dims: dict[str, int]) -> qe.EdgeShard:
+        config = self._edge_config(dims, _config_on_disk(path)) if self._has_settings() and dims else None
+        try:
+            return qe.EdgeShard.load(str(path), config)
+        except Exception as e:
+            raise StoreError(f"could not load the shard folder {path}: {e}") from e
+
+    def _published_clean(self) -> bool:
+        generation = current_generation(self.root)
+        return generation is not None and generation.clean
+
+    def _drop_replicas(self) -> None:
+        if self._replicas is not None:
+            shutil.rmtree(self._replicas, ignore_errors=True)
+            self._replicas = None
+        if self._replicas_fd is not None:
+            os.close(self._replicas_fd)
+            self._replicas_fd = None
+
+    def _check_room(self, needed: int, what: str) -> None:
+        free = shutil.disk_usage(self.root).free
+        if free < needed + _free_margin():
+            raise self._full_error(f"{what} needs {_megabytes(needed)} and a margin of "
+                                   f"{_megabytes(_free_margin())}, but {_megabytes(free)} are free")
 
     # --- the disk -----------------------------------------------------------------------------
 
@@ -304,6 +583,7 @@ class EdgeStore(VectorStore):
     def _shard(self, collection: str) -> qe.EdgeShard | None:
         if self._closed:
             raise StoreError(f"the embedded store {self.root} is closed")
+        self._refresh()
         return self._shards.get(check_collection(collection))
 
     def _create(self, collection: str, name: str, dim: int) -> None:
@@ -339,7 +619,8 @@ class EdgeStore(VectorStore):
 
     def ensure_vector(self, name: str, dim: int, collections: Sequence[str] = COLLECTIONS) -> None:
         self._writable()
-        for collection in self._check_new_dims(name, dim, collections):
+        missing = self._check_new_dims(name, dim, collections)
+        for collection in missing:
             shard = self._shard(collection)
             if shard is None:
                 self._create(collection, name, dim)
@@ -351,9 +632,12 @@ class EdgeStore(VectorStore):
                 logger.info("added vector %r (%d-d) to %s", name, dim, self.root / collection)
         for collection in collections:
             self._ensure_indexes(collection)
+        if missing:
+            self._dirty = True  # published with the next points, or on close
 
     def vector_names(self, collection: str) -> dict[str, int]:
         check_collection(collection)
+        self._refresh()
         return dict(self._dims[collection])
 
     # --- writes -------------------------------------------------------------------------------
@@ -369,6 +653,7 @@ class EdgeStore(VectorStore):
             for start in range(0, len(ids), UPSERT_CHUNK):
                 chunk = slice(start, start + UPSERT_CHUNK)
                 self._upsert_chunk(shard, vector, ids[chunk], payloads[chunk], matrix[chunk])
+        self._wrote()
 
     @staticmethod
     def _upsert_chunk(
@@ -387,6 +672,7 @@ class EdgeStore(VectorStore):
                 shard.update(qe.UpdateOperation.overwrite_payload([i], p))
 
     def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        self._writable()
         shard = self._shard(collection)
         if shard is None:
             return
@@ -396,8 +682,10 @@ class EdgeStore(VectorStore):
             for i, p in zip(ids, payloads, strict=True):
                 if i in present:
                     shard.update(qe.UpdateOperation.overwrite_payload([i], p))
+        self._wrote()
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
+        self._writable()
         shard = self._shard(collection)
         ids = [check_point_id(i) for i in ids]
         if shard is None or not ids:
@@ -406,6 +694,7 @@ class EdgeStore(VectorStore):
         with self._disk_errors(f"deleting {len(ids)} points from {self.root / collection}"):
             for start in range(0, len(ids), UPSERT_CHUNK):
                 shard.update(qe.UpdateOperation.delete_points(ids[start:start + UPSERT_CHUNK]))
+        self._wrote()
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -597,6 +886,7 @@ class EdgeStore(VectorStore):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def optimize(self) -> None:
+        self._writable()
         for collection, shard in self._shards.items():
             if self._closed:
                 break
@@ -604,10 +894,14 @@ class EdgeStore(VectorStore):
             with self._disk_errors(f"optimizing {self.root / collection}"):
                 changed = shard.optimize()
             logger.info("optimized %s: %s", self.root / collection, "indexes built" if changed else "already optimal")
+        if not self._closed:
+            self._publish(clean=False)
 
     def flush(self) -> None:
         if self._closed:
             raise StoreError(f"the embedded store {self.root} is closed")
+        if self.read_only:
+            return  # a reader's replica holds nothing of its own to make durable
         with self._disk_errors(f"flushing {self.root}"):
             for shard in self._shards.values():
                 shard.flush()
@@ -630,6 +924,8 @@ class EdgeStore(VectorStore):
     def close(self) -> None:
         if self._closed:
             return
+        if not self.read_only and self._shards and (self._dirty or not self._published_clean()):
+            self._publish(clean=True)
         self._closed = True
         failed: Exception | None = None
         try:
@@ -644,8 +940,11 @@ class EdgeStore(VectorStore):
         finally:
             self._shards.clear()
             self._unlock()
-            with _open_lock:
-                _open_roots.discard(self.root)
+            if self.read_only:
+                self._drop_replicas()
+            else:
+                with _open_lock:
+                    _open_roots.discard(self.root)
         if failed is not None:
             with self._disk_errors(f"flushing {self.root} on close"):
                 raise failed

@@ -1,6 +1,7 @@
 """The vector store facade: one interface, two Qdrant back ends, chosen from a location string.
 
     open_store("./var/qdrant")           -> EdgeStore: qdrant-edge-py in-process, one shard per collection
+    open_store("./var/qdrant", read_only=True) -> an EdgeStore reader beside that one writer
     open_store(":memory:")               -> ClientStore(QdrantClient(":memory:")), for tests
     open_store("https://host:6333", key) -> ClientStore to a Qdrant server or cluster
 
@@ -402,6 +403,7 @@ def open_store(
     backoff_s: float = DEFAULT_BACKOFF_S,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     edge_settings: EdgeSettings | None = None,
+    read_only: bool = False,
 ) -> VectorStore:
     """Open the store at `location` (a folder, `":memory:"` or an http(s) URL; None: the default).
 
@@ -410,11 +412,16 @@ def open_store(
         api_key: for a server URL only; None takes `$TOL_QDRANT_API_KEY` (ignored for other stores).
         retries, backoff_s, timeout_s: how a server is probed before StoreUnavailableError.
         edge_settings: engine knobs of the embedded shards; a folder location only.
+        read_only: open to read beside a writer (the UI, search, predict, status). A folder is then
+            read from a replica of the writer's last published generation, takes no lock, and
+            refuses writes with StoreError; a server already serves many readers and writers, so
+            there it changes nothing.
 
     Raises:
         ValueError: an empty or unknown location, or arguments that do not fit it.
         StoreUnavailableError: the server did not answer after `retries` attempts.
-        StoreLockedError: the folder is already open, in this process or another (its pid named).
+        StoreLockedError: writing, the folder is already open for writing, in this process or another
+            (its pid named).
     """
     location = resolve_store_location(location)
     match = _SCHEME.match(location)
@@ -444,4 +451,4 @@ def open_store(
         raise ValueError(f"unknown store {location!r}: expected {MEMORY_LOCATION!r}, an http(s) URL, or a folder")
     from index.edge_store import EdgeStore
 
-    return EdgeStore(Path(location).expanduser(), settings=edge_settings)
+    return EdgeStore(Path(location).expanduser(), settings=edge_settings, read_only=read_only)

@@ -37,7 +37,7 @@ class UiConfig:
 
 
 def _release(service: SearchService) -> None:
-    # Called when the cache entry goes (st.cache_resource.clear()): frees the store folder's lock.
+    # Called when the cache entry goes (st.cache_resource.clear()): removes this reader's replica of the store.
     if service.catalog is not None:
         service.catalog.close()
     service.store.close()
@@ -47,7 +47,7 @@ def _release(service: SearchService) -> None:
 def get_service(store: str, db: str, model: str) -> SearchService:
     """The search service over `store`, `db` and `model`, one per process and configuration."""
     logger.info("opening store %s, catalog %s, model %s", store, db, model)
-    opened = open_store(store)
+    opened = open_store(store, read_only=True)
     try:
         return SearchService(opened, open_catalog_if_exists(db), model)
     except BaseException:

@@ -180,6 +180,6 @@ def test_a_second_build_on_a_store_in_use_stops_with_one_line(tmp_path):
     assert second.returncode == 1 and "Traceback" not in second.stderr
     assert second.stderr.strip().splitlines()[-1] == (
         f"ERROR embed.commands: build failed: the embedded store {store} is in use by another process "
-        f"(pid {os.getpid()}) (a build, the UI or a search): one process at a time may open it; wait for that "
-        "one to end, then run this again"
+        f"(pid {os.getpid()}) (a build): one writer at a time may open it; wait for that one to end, then run this "
+        "again (the UI and searches read beside it)"
     )

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from index.client_store import ClientStore
-from index.constants import STORE_LOCK_FILE
+from index.constants import GENERATIONS_DIR, STORE_LOCK_FILE
 from index.records import ImageRecord, image_point_id
 from index.schema import IMAGE_FIELDS, IMAGES, KEYWORD_INDEX_FIELDS, TAXA, TAXON_FIELDS
 from index.store import (
@@ -404,7 +404,7 @@ def test_the_edge_store_reopens_from_disk(tmp_path):
         _build(store)
         before = _ids(store.search(IMAGES, "demo", IMAGE_VECTORS[5], k=5))
         store.optimize()
-    assert sorted(p.name for p in root.iterdir()) == [STORE_LOCK_FILE, IMAGES, TAXA]
+    assert sorted(p.name for p in root.iterdir()) == [GENERATIONS_DIR, STORE_LOCK_FILE, IMAGES, TAXA]
     with open_store(str(root)) as store:
         assert store.vector_names(TAXA) == {"demo": DIM} and store.count(IMAGES) == len(RECORDS)
         assert _ids(store.search(IMAGES, "demo", IMAGE_VECTORS[5], k=5)) == before
