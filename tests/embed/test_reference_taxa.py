@@ -1,6 +1,8 @@
 """`python -m embed taxa`: reference sets in the real embedded store, with the tol-tiny model (SPEC §2, §5, §7)."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -226,3 +228,31 @@ def test_cli_adds_lists_and_fails_in_one_line(tmp_path):
         assert "Traceback" not in failed.stderr
         errors = [line for line in failed.stderr.splitlines() if "error" in line.lower()]
         assert len(errors) == 1, failed.stderr
+
+
+@pytest.mark.slow
+def test_an_unlabelled_folder_is_identified_against_an_ncbi_clade_in_three_commands(tmp_path):
+    """The README's three commands: build an unlabelled folder, add a clade, predict the folder."""
+    from PIL import Image
+
+    photos = tmp_path / "camera-trap"
+    for i in range(3):
+        (photos / f"day{i}").mkdir(parents=True)
+        Image.new("RGB", (48, 40), (40 * i, 120, 200 - 40 * i)).save(photos / f"day{i}" / f"{i}.jpg")
+    where = ["--store", str(tmp_path / "q"), "--db", str(tmp_path / "c.db"), "--model", "tol-tiny"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def embed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "embed", *args, *where], cwd=REPO, capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    built = embed("build", "--images", str(photos))
+    assert built.returncode == 0 and "taxa:   0 embedded" in built.stdout, built.stderr
+    empty = embed("predict", str(photos))
+    assert empty.returncode != 0 and "python -m embed taxa" in empty.stderr and "Traceback" not in empty.stderr
+    assert embed("taxa", "--ncbi", "Felis", "--templates", "1").returncode == 0
+    predicted = embed("predict", str(photos), "--format", "csv", "--k", "2")
+    assert predicted.returncode == 0, predicted.stderr
+    rows = list(csv.DictReader(io.StringIO(predicted.stdout)))
+    assert sorted({Path(row["file_name"]).name for row in rows}) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert len(rows) == 6 and all(row["genus"] == "Felis" and row["family"] == "Felidae" for row in rows)
