@@ -443,7 +443,7 @@ class EdgeStore(VectorStore):
             emptied = trash.with_name(f"{_TRASH}.{generation.number}")
             os.replace(trash, emptied)
             threading.Thread(target=shutil.rmtree, args=(emptied,), kwargs={"ignore_errors": True}, daemon=True).start()
-        logger.info("reader of %s follows generation %d (%.2f s)", self.root, generation.number,
+        logger.debug("reader of %s follows generation %d (%.2f s)", self.root, generation.number,
                     time.perf_counter() - started)
 
     def _drop_replica(self, collection: str) -> None:
