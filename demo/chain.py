@@ -89,8 +89,20 @@ def make_collection(options: ChainOptions, paths: ChainPaths) -> None:
     _write_settings(paths.collection, settings)
 
 
+def _run_config() -> dict:
+    """The demo run config's values, with its preset's architecture: a change in either trains again."""
+    from embed.configs import list_configs as list_presets, load_config as load_preset
+    from training.params import load_config
+
+    values = load_config(DEMO_TRAIN_CONFIG)
+    if values.get("model") in list_presets():
+        values["model_cfg"] = load_preset(values["model"]).model_cfg
+    return values
+
+
 def train_model(options: ChainOptions, paths: ChainPaths) -> None:
-    settings = {"collection": json.loads((paths.collection / MANIFEST).read_text()), "epochs": options.epochs}
+    settings = {"collection": json.loads((paths.collection / MANIFEST).read_text()), "epochs": options.epochs,
+                "config": _run_config()}
     argv = ["python", "-m", "training", "train", "--config", DEMO_TRAIN_CONFIG, "--catalog", str(paths.catalog),
             "--images", str(paths.images), "--out", str(paths.run), "--device", "cpu",
             "--zeroshot-every", "0"]  # step 4 evaluates the final model

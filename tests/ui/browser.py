@@ -43,6 +43,10 @@ TIMED_QUERIES = ("a photo of a bird.", "a photo of a fish.", "a plant with red f
                  "a photo of a mammal.", "a mushroom in a forest.", "a photo of a frog.")
 QUIET_MS = 400  # no change on the page for this long: the results are drawn
 RESULT_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
+# Which result card opens look-alikes (among the text search's) and identify (among the look-alikes'),
+# counted from 0: on the shipped demo model these show right answers (the README's pictures).
+LOOKALIKES_CARD = 0
+IDENTIFY_CARD = 0
 
 
 def free_port() -> int:
@@ -238,6 +242,13 @@ def state_default_k() -> int:
 
 def take_screenshots(url: str, out: Path) -> list[Path]:
     """Run a text search, then each mode, checking the page; save one screenshot per mode in `out`."""
+def take_screenshots(url: str, out: Path, lookalikes_card: int = LOOKALIKES_CARD,
+                     identify_card: int = IDENTIFY_CARD) -> list[Path]:
+    """Run a text search, then each mode, checking the page; save one screenshot per mode in `out`.
+
+    Look-alikes starts from result card `lookalikes_card` of the text search, identify from card
+    `identify_card` of the look-alikes (both counted from 0).
+    """
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -268,12 +279,12 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
             assert page.get_by_text("In these results").is_visible()
             page.screenshot(path=str(out / "describe.png"))
 
-            page.get_by_role("button", name="Look-alikes").nth(1).click()
+            page.get_by_role("button", name="Look-alikes").nth(lookalikes_card).click()
             settled(page)
             wait_for_images(page, K_FOR_SCREENSHOTS + 1)  # the query and its look-alikes
             page.screenshot(path=str(out / "lookalikes.png"))
 
-            page.get_by_role("button", name="Identify").nth(2).click()
+            page.get_by_role("button", name="Identify").nth(identify_card).click()
             settled(page)
             page.get_by_text("Top species taxa").wait_for(timeout=RESULT_TIMEOUT_MS)
             wait_for_images(page, 1)
@@ -289,10 +300,14 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Screenshots of each mode of the app, on the store of $TOL_STORE.")
     parser.add_argument("--out", type=Path, required=True, help="folder for describe.png, lookalikes.png, identify.png")
+    parser.add_argument("--lookalikes-card", type=int, default=LOOKALIKES_CARD, metavar="N",
+                        help=f"text-search result (from 0) whose look-alikes are shown (default {LOOKALIKES_CARD})")
+    parser.add_argument("--identify-card", type=int, default=IDENTIFY_CARD, metavar="N",
+                        help=f"look-alike (from 0) that is identified (default {IDENTIFY_CARD})")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     with serve(Path.cwd(), dict(os.environ), out / "streamlit.log") as url:
-        for path in take_screenshots(url, out):
+        for path in take_screenshots(url, out, args.lookalikes_card, args.identify_card):
             print(path)
     (out / "streamlit.log").unlink()
     return 0
