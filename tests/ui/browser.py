@@ -279,12 +279,12 @@ def take_screenshots(url: str, out: Path, lookalikes_card: int = LOOKALIKES_CARD
             assert page.get_by_text("In these results").is_visible()
             page.screenshot(path=str(out / "describe.png"))
 
-            page.get_by_role("button", name="Look-alikes").nth(lookalikes_card).click()
+            page.locator('[class*="st-key-alike"] button').nth(lookalikes_card).click()
             settled(page)
             wait_for_images(page, K_FOR_SCREENSHOTS + 1)  # the query and its look-alikes
             page.screenshot(path=str(out / "lookalikes.png"))
 
-            page.get_by_role("button", name="Identify").nth(identify_card).click()
+            page.locator('[class*="st-key-identify"] button').nth(identify_card).click()
             settled(page)
             page.get_by_text("Top species taxa").wait_for(timeout=RESULT_TIMEOUT_MS)
             wait_for_images(page, 1)
