@@ -120,7 +120,8 @@ def parse_progress(message: str) -> tuple[str, int, int, str] | None:
     return stage, int(done), int(total), unit
 
 
-def _report(progress: Progress | None, stage: str, done: int, total: int, unit: str) -> None:
+def report_progress(progress: Progress | None, stage: str, done: int, total: int, unit: str) -> None:
+    """Call `progress` (when given) with the fraction done and a `progress_message`."""
     if progress is not None:
         progress(done / total if total else 1.0, progress_message(stage, done, total, unit))
 
@@ -200,7 +201,7 @@ def embed_images(
             run_id, done=len(good), failed=len(failures), failures=failures,
             rate=counts.done / counts.seconds if counts.seconds > 0 else 0.0,
         )
-        _report(progress, "images", counts.done + counts.failed, total, "img")
+        report_progress(progress, "images", counts.done + counts.failed, total, "img")
     return counts
 
 
@@ -215,7 +216,7 @@ def embed_taxa(
         texts = [t.text(text_type) for t in chunk]
         store.upsert_taxa(encoder.vector_name, chunk, texts, vectors, sources(chunk) if sources else None)
         done += len(chunk)
-        _report(progress, "taxa", done, len(taxa), "taxa")
+        report_progress(progress, "taxa", done, len(taxa), "taxa")
     return done
 
 
@@ -256,10 +257,10 @@ def run_build(
     try:
         ingested = None
         if options.images:
-            _report(progress, "ingest", 0, 1, "collection")
+            report_progress(progress, "ingest", 0, 1, "collection")
             collection = read_collection(Path(options.catalog) if options.catalog else None, Path(options.images))
             ingested = catalog.ingest(collection)
-            _report(progress, "ingest", 1, 1, "collection")
+            report_progress(progress, "ingest", 1, 1, "collection")
         store = open_store(options.store, options.api_key) if own_store else store
         try:
             if loaded is None:
@@ -273,6 +274,15 @@ def run_build(
     finally:
         if own_catalog:
             catalog.close()
+
+
+def register_vector(catalog: Catalog, store: VectorStore, vector: str, spec: str, dim: int) -> None:
+    """Before anything is written: tie `vector` to `spec`'s weights (VectorNameConflictError for other
+    weights under a known name) and declare it in the store (DimensionMismatchError for another dim)."""
+    from embed.models import model_identity
+
+    catalog.register_model(vector, spec, model_identity(spec).fingerprint)
+    store.ensure_vector(vector, dim)
 
 
 def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageRecord]) -> list[ImageRecord]:
@@ -295,19 +305,17 @@ def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageR
 def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catalog: Catalog,
            ingested: IngestSummary | None, progress: Progress | None) -> BuildSummary:
     from embed.encoder import Encoder
-    from embed.models import model_identity
     from embed.sync import apply_taxa_removals, plan_taxa, sync_images
 
     encoder = Encoder(loaded, text_batch_size=options.text_batch_size)
     vector = loaded.vector_name
-    catalog.register_model(vector, loaded.spec, model_identity(loaded.spec).fingerprint)  # before any write
-    store.ensure_vector(vector, loaded.dim)  # DimensionMismatchError here: nothing written yet
+    register_vector(catalog, store, vector, loaded.spec, loaded.dim)
     location = store.location
     run_id = catalog.start_run(vector, options.model, location)  # BuildInProgressError: nothing written
     try:
-        _report(progress, "sync", 0, 1, "store")
+        report_progress(progress, "sync", 0, 1, "store")
         synced = sync_images(store, catalog, vector)
-        _report(progress, "sync", 1, 1, "store")
+        report_progress(progress, "sync", 1, 1, "store")
         candidates = catalog.images_to_embed(vector, location)
         # A stale vector of this model may sit on a point whose payload another model has updated.
         stale = catalog.stale_embeddings(vector, location)
@@ -327,9 +335,9 @@ def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catal
             texts = [t.text(options.text_type) for t in plan.relabel]
             store.set_taxon_payloads(plan.relabel, texts, plan.sources_of(plan.relabel))
         taxa_done = embed_taxa(plan.encode, encoder, store, options.text_type, progress, plan.sources_of)
-        _report(progress, "optimize", 0, 1, "store")
+        report_progress(progress, "optimize", 0, 1, "store")
         store.optimize()
-        _report(progress, "optimize", 1, 1, "store")
+        report_progress(progress, "optimize", 1, 1, "store")
         catalog.finish_run(run_id, RUN_DONE)
     except KeyboardInterrupt:
         catalog.finish_run(run_id, RUN_INTERRUPTED)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embed.build import register_vector, report_progress
 from embed.constants import (
     DEFAULT_DEVICE,
     DEFAULT_HIGHER_RANK_VECTORS,
@@ -152,13 +153,6 @@ def check_set_name(name: str) -> str:
     return name
 
 
-def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
-    from embed.build import progress_message
-
-    if progress is not None:
-        progress(done / total if total else 1.0, progress_message(stage, done, total, "taxa"))
-
-
 def _per_rank(taxa: Sequence[Taxon]) -> dict[str, int]:
     counts = {rank.label: 0 for rank in Rank}
     for taxon in taxa:
@@ -236,7 +230,7 @@ def write_set(
         if join_ids:
             store.overwrite_payloads(TAXA, join_ids, join_payloads)
             written.joined += len(join_ids)
-        _report(progress, "taxa", min(start + REFERENCE_CHUNK, total), total)
+        report_progress(progress, "taxa", min(start + REFERENCE_CHUNK, total), total, "taxa")
     return written
 
 
@@ -284,13 +278,6 @@ def _load_encoder(options: TaxaOptions, loaded: LoadedModel | None) -> Encoder:
     return Encoder(loaded, text_batch_size=options.text_batch_size)
 
 
-def _register(catalog: Catalog, store: VectorStore, vector: str, spec: str, dim: int) -> None:
-    from embed.models import model_identity
-
-    catalog.register_model(vector, spec, model_identity(spec).fingerprint)  # refuses other weights, before writing
-    store.ensure_vector(vector, dim)  # DimensionMismatchError here: nothing written yet
-
-
 def _encode_source(encoder: Encoder, options: TaxaOptions) -> VectorSource:
     return lambda _positions, taxa: encoder.encode_taxa(taxa, options.text_type, options.templates)
 
@@ -309,7 +296,7 @@ def _add_encoded(
         record = _existing_record(catalog, location, name)
         _check_kind(record, name, kind)
         vector = encoder.vector_name
-        _register(catalog, store, vector, encoder.loaded.spec, encoder.dim)
+        register_vector(catalog, store, vector, encoder.loaded.spec, encoder.dim)
         texts = [t.text(options.text_type) for t in taxa]
         written = write_set(store, name, vector, taxa, texts, _encode_source(encoder, options), progress)
         released = removed = 0
@@ -404,7 +391,7 @@ def mean_vectors(tol: TolEmbeddings, derived: Sequence[Taxon], progress: Progres
             if valid.any():
                 np.add.at(sums, targets[valid], rows[valid])
                 np.add.at(counts, targets[valid], 1)
-        _report(progress, "means", stop, len(tol.lineages))
+        report_progress(progress, "means", stop, len(tol.lineages), "taxa")
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32), counts
 
@@ -449,7 +436,7 @@ def add_tol(
     with _opened(options, store, catalog) as (store, catalog):
         location = store.location
         _check_kind(_existing_record(catalog, location, name), name, KIND_TOL)
-        _register(catalog, store, vector, spec, tol.dim)
+        register_vector(catalog, store, vector, spec, tol.dim)
         texts = [t.text(DEFAULT_TEST_TEXT_TYPE) for t in given]
         copied = write_set(store, name, vector, given, texts,
                            lambda positions, _taxa: tol.rows([given_positions[p] for p in positions]), progress)

@@ -54,9 +54,9 @@ def sync_images(store: VectorStore, catalog: Catalog, vector: str) -> ImageSync:
     store.delete(IMAGES, gone)
     catalog.forget_embeddings(location, gone)
     removed = len(gone)
-    present = catalog.present_ids()
-    if store.count(IMAGES) > len(present):
+    if store.count(IMAGES) > catalog.image_count():
         # Points the catalog never marked here (another catalog's, or marks lost): every id is read.
+        present = catalog.present_ids()
         extra = [hit.id for hit in store.scroll(IMAGES) if hit.id not in present]
         store.delete(IMAGES, extra)
         removed += len(extra)

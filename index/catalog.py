@@ -279,6 +279,12 @@ class Catalog:
         with self._sessions() as session:
             return set(session.scalars(query))
 
+    def image_count(self) -> int:
+        """Present images."""
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(ImageRow)
+                                      .where(ImageRow.status == IMAGE_PRESENT)) or 0)
+
     def present_ids(self) -> set[str]:
         with self._sessions() as session:
             return set(session.scalars(select(ImageRow.id).where(ImageRow.status == IMAGE_PRESENT)))

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import ImageOps
+from PIL import Image, ImageOps
 
 from embed.predict import METHOD_SUM, Identification, TaxonPrediction, TreeRow
 from embed.search import SearchHit, SearchService
@@ -187,36 +187,38 @@ def top_taxa_html(predictions: Sequence[TaxonPrediction]) -> str:
     return f'{TREE_STYLE}<div class="tol-tree tol-top">{rows}</div>'
 
 
-def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | None:
-    """A square JPEG thumbnail of a collection image, read only through `open_image` (which refuses
-    any path leading outside `root`); None when it cannot be shown."""
+def _collection_image(root: str, path: str) -> Image.Image | None:
+    """A collection image read only through `open_image` (which refuses any path leading outside
+    `root`); None when it cannot be shown."""
     if not root or not path:
         return None
     try:
-        image = open_image(root, path)
-    except ImageError as e:
-        logger.warning("thumbnail refused: %s", e)
-        return None
-    square = ImageOps.fit(image, (size, size))
-    buffer = io.BytesIO()
-    square.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
-    return buffer.getvalue()
-
-
-def full_image_bytes(root: str, path: str, max_px: int = DETAIL_MAX_PX) -> bytes | None:
-    """The whole collection image (not cropped; at most `max_px` on its longer side) as JPEG, read only
-    through `open_image`; None when it cannot be shown."""
-    if not root or not path:
-        return None
-    try:
-        image = open_image(root, path)
+        return open_image(root, path)
     except ImageError as e:
         logger.warning("image refused: %s", e)
         return None
-    image.thumbnail((max_px, max_px))
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=DETAIL_QUALITY)
+    image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | None:
+    """A square JPEG thumbnail of a collection image; None when it cannot be shown."""
+    image = _collection_image(root, path)
+    return _jpeg(ImageOps.fit(image, (size, size)), THUMBNAIL_QUALITY) if image is not None else None
+
+
+def full_image_bytes(root: str, path: str, max_px: int = DETAIL_MAX_PX) -> bytes | None:
+    """The whole collection image (not cropped; at most `max_px` on its longer side) as JPEG; None when
+    it cannot be shown."""
+    image = _collection_image(root, path)
+    if image is None:
+        return None
+    image.thumbnail((max_px, max_px))
+    return _jpeg(image, DETAIL_QUALITY)
 
 
 def detail_fields(hit: SearchHit, record: ImageRecord | None) -> list[tuple[str, str]]:
