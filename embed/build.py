@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -242,32 +243,41 @@ def run_build(
         index.store.DimensionMismatchError: the store holds this model's vectors at another dimension
             (raised before anything is written). index.store.StoreUnavailableError: the server is unreachable.
     """
-    from index.catalog import Catalog
     from index.readers import read_collection
-    from index.store import open_store
 
     if loaded is None:
         resolve_spec(options.model)  # a bad spec fails before any catalog or store is touched
         check_device(options.device)
     if options.workers is None:
         options = replace(options, workers=default_workers(options.device))
-    own_catalog = catalog is None
-    catalog = Catalog(options.db) if own_catalog else catalog
-    own_store = store is None
-    try:
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         ingested = None
         if options.images:
             report_progress(progress, "ingest", 0, 1, "collection")
             collection = read_collection(Path(options.catalog) if options.catalog else None, Path(options.images))
             ingested = catalog.ingest(collection)
             report_progress(progress, "ingest", 1, 1, "collection")
-        store = open_store(options.store, options.api_key) if own_store else store
+        if loaded is None:
+            if not options.device.startswith("cuda"):
+                set_cpu_threads(options.workers or 0)
+            loaded = load_model(options.model, device=options.device)
+        return _build(options, loaded, store, catalog, ingested, progress)
+
+
+@contextmanager
+def opened(db: str | None, location: str | None, api_key: str | None, store: VectorStore | None = None,
+           catalog: Catalog | None = None) -> Iterator[tuple[VectorStore, Catalog]]:
+    """The store and catalog to write: those passed in (left open), else opened here (for writing) and closed."""
+    from index.catalog import Catalog
+    from index.store import open_store
+
+    own_catalog = catalog is None
+    catalog = Catalog(db) if own_catalog else catalog
+    try:
+        own_store = store is None
+        store = open_store(location, api_key) if own_store else store
         try:
-            if loaded is None:
-                if not options.device.startswith("cuda"):
-                    set_cpu_threads(options.workers or 0)
-                loaded = load_model(options.model, device=options.device)
-            return _build(options, loaded, store, catalog, ingested, progress)
+            yield store, catalog
         finally:
             if own_store:
                 store.close()

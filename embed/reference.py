@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embed.build import register_vector, report_progress
+from embed.build import opened, register_vector, report_progress
 from embed.constants import (
     DEFAULT_DEVICE,
     DEFAULT_HIGHER_RANK_VECTORS,
@@ -160,28 +159,6 @@ def _per_rank(taxa: Sequence[Taxon]) -> dict[str, int]:
     return counts
 
 
-@contextmanager
-def _opened(options: TaxaOptions, store: VectorStore | None, catalog: Catalog | None
-            ) -> Iterator[tuple[VectorStore, Catalog]]:
-    """The store and catalog to use: those passed in (left open), else opened here and closed."""
-    from index.catalog import Catalog
-    from index.store import open_store
-
-    own_catalog = catalog is None
-    catalog = Catalog(options.db) if own_catalog else catalog
-    try:
-        own_store = store is None
-        store = open_store(options.store, options.api_key) if own_store else store
-        try:
-            yield store, catalog
-        finally:
-            if own_store:
-                store.close()
-    finally:
-        if own_catalog:
-            catalog.close()
-
-
 def write_set(
     store: VectorStore, name: str, vector: str, taxa: Sequence[Taxon], texts: Sequence[str],
     vectors: VectorSource, progress: Progress | None = None,
@@ -291,7 +268,7 @@ def _add_encoded(
     started = time.perf_counter()
     taxa = [t for t in taxa if t.rank in options.ranks]
     encoder = _load_encoder(options, loaded)  # a bad or unreachable model fails before the store is touched
-    with _opened(options, store, catalog) as (store, catalog):
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         location = store.location
         record = _existing_record(catalog, location, name)
         _check_kind(record, name, kind)
@@ -433,7 +410,7 @@ def add_tol(
     given = [t for t in given if t.rank in options.ranks]
     given_positions = [i for i, lineage in enumerate(tol.lineages) if lineage.deepest_rank in options.ranks]
     derived = [t for t in derived if t.rank in options.ranks]
-    with _opened(options, store, catalog) as (store, catalog):
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         location = store.location
         _check_kind(_existing_record(catalog, location, name), name, KIND_TOL)
         register_vector(catalog, store, vector, spec, tol.dim)
@@ -479,7 +456,7 @@ def remove_set(name: str, options: TaxaOptions, store: VectorStore | None = None
     Raises:
         ReferenceSetError: no such set in the store (naming those there are).
     """
-    with _opened(options, store, catalog) as (store, catalog):
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         _check_present(store, catalog, name)
         result = release_set(store, name)
         catalog.forget_reference_set(store.location, name)
@@ -494,7 +471,7 @@ def rename_set(old: str, new: str, options: TaxaOptions, store: VectorStore | No
         ReferenceSetError: `old` is not in the store, or `new` is taken or not a valid name.
     """
     check_set_name(new)
-    with _opened(options, store, catalog) as (store, catalog):
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         _check_present(store, catalog, old)
         if _in_store(store, new) or _existing_record(catalog, store.location, new) is not None:
             raise ReferenceSetError(f"set {new!r} exists already in {store.location}; remove it first "
@@ -557,5 +534,5 @@ def _collections(store: VectorStore) -> set[str]:
 
 def list_reference_sets(options: TaxaOptions, store: VectorStore | None = None,
                         catalog: Catalog | None = None) -> list[SetListing]:
-    with _opened(options, store, catalog) as (store, catalog):
+    with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         return list_sets(store, catalog)
