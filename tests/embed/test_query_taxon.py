@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from embed.query_taxon import READ_NCBI, READ_STORE, read_query
 from embed.search import SearchService
 from embed.search_cli import add_search_parsers, run_search
 from index.catalog import Catalog
+from index.edge_replica import copy_tree
 from index.schema import TAXA
 from index.store import SearchFilter, open_store
 from taxonomy import Rank, point_id
@@ -110,7 +110,7 @@ def _search(built, argv, caplog, tmp_path):
     db, held = built
     store = tmp_path / "qdrant"  # the module's service holds the store: the CLI opens a copy
     if not store.exists():
-        shutil.copytree(held, store)
+        copy_tree(held, store)
     parser = argparse.ArgumentParser()
     add_search_parsers(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["search", *argv, "--model", "tol-tiny", "--store", str(store), "--db", db,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from embed.search import SearchService, UnknownTaxonError
+from index.edge_replica import copy_tree
 from index.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def built(small_collection, tiny, tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def service(built, tiny, tmp_path_factory):
     copy = tmp_path_factory.mktemp("within-service") / "qdrant"
-    shutil.copytree(built[0], copy)
+    copy_tree(built[0], copy)
     with open_store(str(copy)) as store:
         yield SearchService(store, None, tiny)
 
@@ -68,7 +68,7 @@ def test_an_unknown_key_suggests_the_closest(service):
 
 def _search(built: tuple[Path, str], tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     store = tmp_path / "qdrant"
-    shutil.copytree(built[0], store)
+    copy_tree(built[0], store)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TOL_")}
     environment.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "embed", "search", "--text", "a photo of a bird.", "--model",

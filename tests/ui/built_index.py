@@ -8,11 +8,12 @@ each user (a test module, the in-process Streamlit app, the browser test's serve
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from index.edge_replica import copy_tree
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class BuiltIndex:
 
     def store_copy(self, dest: Path) -> Path:
         """A copy of the built store folder at `dest` (which must not exist), to open on its own."""
-        shutil.copytree(self.store, dest)
+        copy_tree(self.store, dest)
         return dest
 
     def env(self, store: Path) -> dict[str, str]:
