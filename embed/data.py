@@ -1,7 +1,9 @@
-"""The build's image dataset: decode + the model's preprocessing in DataLoader workers.
+"""The one image dataset: decode + the model's preprocessing in DataLoader workers.
 
+The build, the evaluation (`training.evaluate.embed_collection`) and training
+(`training.data.CollectionDataset`, a subclass) all read image files through `ImageDataset`.
 A file that cannot be decoded becomes a failure in its batch instead of an exception, so a
-single bad image never stops a build.
+single bad image never stops a build; the evaluation raises on the first failure.
 
 Workers are forked (fast: they share the loaded modules) and die with the build: a forked
 worker inherits the build's open files, among them the embedded Qdrant shard's WAL lock, so
@@ -21,13 +23,13 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from index.images import ImageError, open_image
-from index.records import ImageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +52,37 @@ class DecodedBatch:
         return len(self.indices) + len(self.failures)
 
 
-class ImageDataset(Dataset):
-    """Item i: (i, pixels) or (i, reason) when the file cannot be read."""
+class ImageFile(Protocol):
+    """What the dataset reads of a record: its path under the images root (`ImageRecord`, `CatalogEntry`)."""
 
-    def __init__(self, records: Sequence[ImageRecord], transform: Callable[[Any], torch.Tensor]) -> None:
+    @property
+    def path(self) -> str: ...
+
+
+class ImageDataset(Dataset):
+    """Item i: (i, pixels) or (i, reason) when the file cannot be read.
+
+    `root` is the images root of every record (catalog entries); without it each record's own
+    `root` is used (`ImageRecord`s, which may come from several collections).
+    """
+
+    def __init__(self, records: Sequence[ImageFile], transform: Callable[[Any], torch.Tensor],
+                 root: str | Path | None = None) -> None:
         self.records = list(records)
         self.transform = transform
+        self.root = root
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | str]:
+    def open(self, index: int) -> Any:
+        """The decoded image of record `index` (a PIL image). Raises ImageError as `open_image` does."""
         record = self.records[index]
+        return open_image(record.root if self.root is None else self.root, record.path)  # type: ignore[attr-defined]
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | str]:
         try:
-            image = open_image(record.root, record.path)
-            return index, self.transform(image)
+            return index, self.transform(self.open(index))
         except (ImageError, OSError, ValueError) as e:
             # A truncated file can pass open_image's check and fail only in the transform.
             return index, (e.reason if isinstance(e, ImageError) else str(e)) or type(e).__name__
@@ -90,15 +108,16 @@ def die_with_parent(parent: int, worker_id: int = 0) -> None:
 
 
 def image_loader(
-    records: Sequence[ImageRecord],
+    records: Sequence[ImageFile],
     transform: Callable[[Any], torch.Tensor],
     batch_size: int,
     workers: int,
     pin_memory: bool = False,
     prefetch_factor: int = 2,
+    root: str | Path | None = None,
 ) -> DataLoader:
-    """Batches in record order; `workers=0` decodes in this process."""
-    dataset = ImageDataset(records, transform)
+    """Batches of `DecodedBatch` in record order; `workers=0` decodes in this process. `root`: see ImageDataset."""
+    dataset = ImageDataset(records, transform, root)
     extra: dict[str, Any] = {}
     if workers > 0:
         extra = {"prefetch_factor": prefetch_factor, "persistent_workers": False,

@@ -27,9 +27,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from index.images import ImageError, decode_image, open_image
+from embed.data import ImageDataset
+from index.images import ImageError, decode_image
 from index.readers import read_collection
 from index.records import CatalogEntry
 from taxonomy import Lineage, Rank
@@ -122,25 +123,26 @@ def caption_lineage(lineage: Lineage, higher_rank_p: float, seed: int) -> Lineag
     return lineage.truncate(rank) if lineage.get(rank) else lineage
 
 
-class CollectionDataset(Dataset):
-    """Indexed by `(index, augmentation seed)` pairs from `GlobalBatchSampler`."""
+class CollectionDataset(ImageDataset):
+    """The collection's `ImageDataset`, indexed by `(index, augmentation seed)` pairs from `GlobalBatchSampler`.
+
+    Items are (pixels, caption tokens); an unreadable image raises (training data is checked at ingest).
+    """
 
     def __init__(self, root: Path, entries: Sequence[CatalogEntry], transform: Transform, tokenizer: Tokenizer,
                  higher_rank_p: float = 0.0) -> None:
-        self.root = root
-        self.entries = list(entries)
-        self.transform = transform
+        super().__init__(entries, transform, root)
         self.tokens = CaptionTokens(tokenizer)
         self.higher_rank_p = higher_rank_p
 
-    def __len__(self) -> int:
-        return len(self.entries)
+    @property
+    def entries(self) -> list[CatalogEntry]:
+        return self.records  # type: ignore[return-value]
 
-    def __getitem__(self, item: tuple[int, int]) -> Batch:
+    def __getitem__(self, item: tuple[int, int]) -> Batch:  # type: ignore[override]
         index, seed = item
-        entry = self.entries[index]
-        image = seeded_transform(self.transform, open_image(self.root, entry.path), seed)
-        return image, self.tokens(caption_lineage(entry.lineage, self.higher_rank_p, seed))
+        image = seeded_transform(self.transform, self.open(index), seed)
+        return image, self.tokens(caption_lineage(self.entries[index].lineage, self.higher_rank_p, seed))
 
 
 class GlobalBatchSampler:

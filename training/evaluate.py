@@ -11,7 +11,8 @@
 
 The metric functions take numpy arrays and lineages only, so a small case can be checked by hand;
 `evaluate_embeddings` runs them all for one model, and `embed_collection` turns images into the
-embeddings they need.
+embeddings they need. Training's per-epoch zero-shot is `zero_shot_split`: the same functions, top-1
+only, with the chance and majority levels beside it.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from taxonomy import Lineage, Rank, class_name, validate_text_type
+from training.constants import ZERO_SHOT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from embed.encoder import Encoder
@@ -149,10 +151,29 @@ def top_k_accuracy(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int] = TO
 
 
 def rank_classes(candidates: Sequence[Lineage], rank: Rank) -> list[Lineage]:
-    """The distinct taxa at `rank` among the candidates, sorted by key (training's zero-shot classes)."""
-    from training.zeroshot import rank_classes as classes_at
+    """The distinct taxa at `rank` among the candidates, sorted by key.
 
-    return classes_at(candidates, rank)
+    Each class is its lineage truncated at `rank` (no names below it); a common name is kept when
+    one of the candidates truncated there has one.
+    """
+    classes: dict[str, Lineage] = {}
+    for lineage in candidates:
+        if lineage.get(rank):
+            truncated = lineage.truncate(rank)
+            key = truncated.key(rank)
+            if key not in classes or (not classes[key].common_name and truncated.common_name):
+                classes[key] = truncated
+    return [classes[key] for key in sorted(classes)]
+
+
+def majority_levels(true_lineages: Sequence[Lineage]) -> dict[Rank, float]:
+    """Top-1 of always answering the most frequent true taxon: the bar for unbalanced ranks."""
+    levels: dict[Rank, float] = {}
+    for rank in Rank:
+        keys = [lineage.key(rank) for lineage in true_lineages if lineage.get(rank)]
+        if keys:
+            levels[rank] = max(keys.count(key) for key in set(keys)) / len(keys)
+    return levels
 
 
 @dataclass(frozen=True)
@@ -416,15 +437,61 @@ def evaluate_embeddings(encoder: "Encoder", label: str, embeddings: np.ndarray, 
 
 def embed_collection(encoder: "Encoder", root: Path, entries: Sequence["CatalogEntry"], workers: int = 0,
                      batch_size: int | None = None) -> np.ndarray:
-    """Unit image embeddings of the entries with the model's eval transform, in entry order."""
-    from training.zeroshot import embed_images
+    """Unit image embeddings of the entries with the model's eval transform, in entry order.
+
+    The images are read by the build's `embed.data.image_loader`; an unreadable one raises its ImageError.
+    """
+    from embed.data import image_loader
+    from index.images import ImageError
 
     model = encoder.loaded.model
     was_training = model.training
     model.eval()
     try:
-        if batch_size is None:
-            return embed_images(encoder, root, entries, workers)
-        return embed_images(encoder, root, entries, workers, batch_size)
+        loader = image_loader(entries, encoder.loaded.preprocess, batch_size or ZERO_SHOT_BATCH_SIZE, workers,
+                              root=root)
+        chunks = []
+        for batch in loader:
+            if batch.failures:
+                position, reason = batch.failures[0]
+                raise ImageError(entries[position].path, reason)
+            chunks.append(encoder.encode_images(batch.pixels))
+        return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
     finally:
         model.train(was_training)
+
+
+# --- training's per-epoch zero-shot ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    """Per-epoch zero-shot of a training run, as written to its metrics file."""
+
+    top1: dict[str, float]  # rank label -> accuracy
+    chance: dict[str, float]  # one over the number of classes
+    majority: dict[str, float]  # share of the most frequent class among the images
+    images: int
+    text_type: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"top1": self.top1, "chance": self.chance, "majority": self.majority, "images": self.images,
+                "text_type": self.text_type}
+
+
+def zero_shot_split(encoder: "Encoder", root: Path, entries: Sequence["CatalogEntry"], candidates: Sequence[Lineage],
+                    text_type: str, workers: int = 0) -> ZeroShotResult:
+    """Zero-shot top-1 per rank of a split's images among the candidates (model switched to eval and back)."""
+    embeddings = embed_collection(encoder, root, entries, workers)
+    truth = [entry.lineage for entry in entries]
+    model = encoder.loaded.model
+    was_training = model.training
+    model.eval()  # the class texts too are encoded in eval mode
+    try:
+        result = zero_shot(embeddings, truth, class_embeddings(encoder, candidates, text_type), text_type)
+    finally:
+        model.train(was_training)
+    return ZeroShotResult({accuracy.rank: accuracy.top1 for accuracy in result.ranks},
+                          {accuracy.rank: accuracy.chance for accuracy in result.ranks},
+                          {rank.label: level for rank, level in majority_levels(truth).items()},
+                          len(entries), text_type)

@@ -144,10 +144,10 @@ def run(config: TrainConfig, info: "DistInfo") -> TrainResult:
     from training import checkpoint as ckpt
     from training.data import collection_data, read_split, shard_data
     from training.distributed import barrier, gather_objects
+    from training.evaluate import zero_shot_split
     from training.logger import CsvLog
     from training.scheduler import capped_warmup, warmup_cosine
     from training.train import Run, train_one_epoch
-    from training.zeroshot import evaluate
 
     started = time.perf_counter()
     out = Path(config.out)
@@ -259,7 +259,7 @@ def run(config: TrainConfig, info: "DistInfo") -> TrainResult:
             break
         last = epoch == config.epochs - 1
         if val and info.is_master and ((epoch + 1) % config.zeroshot_every == 0 or last):
-            result = evaluate(encoder, val.root, val.entries, val.candidates, text_type=config.zeroshot_text_type)
+            result = zero_shot_split(encoder, val.root, val.entries, val.candidates, config.zeroshot_text_type)
             metrics.append({"epoch": epoch, "step": step, "zero_shot": result.as_dict()})
             (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
             logger.info("epoch %d zero-shot top-1 (%s, %d images): %s", epoch, result.text_type, result.images,
