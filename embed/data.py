@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from index.images import ImageError, open_image
@@ -75,8 +76,8 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def open(self, index: int) -> Any:
-        """The decoded image of record `index` (a PIL image). Raises ImageError as `open_image` does."""
+    def open(self, index: int) -> Image.Image:
+        """The decoded image of record `index`. Raises ImageError as `open_image` does."""
         record = self.records[index]
         return open_image(record.root if self.root is None else self.root, record.path)  # type: ignore[attr-defined]
 

@@ -4,9 +4,10 @@ The scan reads every module's import statements with `ast`, those inside functio
 `TYPE_CHECKING` included: the packages' lazy `__init__` files and deferred imports hide nothing from it.
 A subprocess check adds what a scan cannot see: third-party packages pulled in at import time.
 
-A new top-level package is one more row of LAYERS (a test fails until it has one). A `uses` entry
-is a package (`index`) or a part of one (`index.images`), so a row can allow one subpackage of a
-lower package and not the rest: training reads collections (COLLECTION_READING) but not the stores.
+A new top-level package is one more row of LAYERS (a test fails until it has one); a new package
+at the bottom that every package may use is one `foundation` row placed first. A `uses` entry is a
+package (`index`) or a part of one (`index.images`), so a row can allow one subpackage of a lower
+package and not the rest: training reads collections (COLLECTION_READING) but not the stores.
 """
 from __future__ import annotations
 
@@ -31,18 +32,26 @@ COLLECTION_READING = ("index.images", "index.readers", "index.records")
 class Layer:
     uses: tuple[str, ...] = ()  # project packages or modules below this one that it may import
     never: tuple[str, ...] = ()  # third-party packages it must not import, anywhere or at import time
+    foundation: bool = False  # every row after this one may import it
 
 
 # One row per top-level package, lowest first.
 LAYERS: dict[str, Layer] = {
-    "taxonomy": Layer(never=HEAVY),
-    "index": Layer(uses=("taxonomy",), never=HEAVY),
-    "embed": Layer(uses=("taxonomy", "index"), never=("streamlit",)),
-    "training": Layer(uses=("taxonomy", "embed", *COLLECTION_READING), never=("streamlit",)),
-    "ui": Layer(uses=("taxonomy", "index", "embed")),
-    "demo": Layer(uses=("taxonomy", "index", "embed", "training")),
-    "bench": Layer(uses=("taxonomy", "index", "embed", "training", "demo")),
+    "taxonomy": Layer(never=HEAVY, foundation=True),
+    "index": Layer(never=HEAVY),
+    "embed": Layer(uses=("index",), never=("streamlit",)),
+    "training": Layer(uses=("embed", *COLLECTION_READING), never=("streamlit",)),
+    "ui": Layer(uses=("index", "embed")),
+    "demo": Layer(uses=("index", "embed", "training")),
+    "bench": Layer(uses=("index", "embed", "training", "demo")),
 }
+
+
+def allowed(package: str, layers: dict[str, Layer] = LAYERS) -> tuple[str, ...]:
+    """What `package` may import of the project besides itself: the foundations below it, and its `uses`."""
+    below = list(layers)[:list(layers).index(package)]
+    return (*(name for name in below if layers[name].foundation), *layers[package].uses)
+
 
 # Import cycles that exist on purpose, as the edge that closes each one (importer, imported): both are lazy imports.
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
@@ -125,8 +134,9 @@ def layer_violations(imports: Iterable[Import], layers: dict[str, Layer]) -> lis
         layer = layers[package]
         if target in layer.never:
             problems.append(f"{item}: {package} never imports {target}")
-        elif target in layers and target != package and not any(_within(item.imported, u) for u in layer.uses):
-            problems.append(f"{item}: {package} may import only {', '.join(layer.uses) or 'no project package'}")
+        elif target in layers and target != package and not any(_within(item.imported, u)
+                                                                 for u in allowed(package, layers)):
+            problems.append(f"{item}: {package} may import only {', '.join(allowed(package, layers)) or 'itself'}")
     return problems
 
 
@@ -192,6 +202,7 @@ def test_every_package_has_a_row():
     for package, layer in LAYERS.items():
         below = list(LAYERS)[:list(LAYERS).index(package)]
         assert all(use.split(".")[0] in below for use in layer.uses), f"{package} uses a package not below it"
+    assert allowed("training") == ("taxonomy", "embed", *COLLECTION_READING)
 
 
 def test_every_import_goes_down(project_imports):
@@ -239,7 +250,8 @@ def test_a_planted_upward_import_and_a_planted_cycle_are_reported(tmp_path):
 
     reported = layer_violations(imports, LAYERS)
     assert len(reported) == 3, reported
-    assert reported[0].startswith("index.catalog:") and "imports ui.views: index may import only taxonomy" in reported[0]
+    assert reported[0].startswith("index.catalog:")
+    assert "imports ui.views: index may import only taxonomy" in reported[0]
     assert "imports torch: index never imports torch" in reported[1]
     assert "training.shards:" in reported[2] and "imports index.store: training may import only" in reported[2]
     assert cycles(imports, KNOWN_CYCLE_EDGES) == [["taxonomy.columns", "taxonomy.lineage"]]
