@@ -1,5 +1,6 @@
-"""The catalog on both engines: an SQLite file in tmp_path, and a database of one private PostgreSQL server.
+"""Fixtures of every test folder: the catalog on both engines, the tol-tiny model, the shared collections.
 
+The catalog on both engines: an SQLite file in tmp_path, and a database of one private PostgreSQL server.
 The server is started once per run (`initdb` into a temporary folder, `pg_ctl start` listening on a
 Unix socket only, as the `postgres` user when the tests run as root, since PostgreSQL refuses
 root) and stopped at the end, failures included. Each test gets its own database. Where the
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import DateTime, Integer, MetaData, create_engine, text
+
+from tests.built_index import BuiltIndex, build_index, tiny_model
+from tests.collections import TRAINING_SPECIES, TestCollection, make_collection
 
 ENGINES = ("sqlite", "postgresql")
 PG_SUPERUSER = "postgres"
@@ -195,3 +199,58 @@ def copy_catalog(sqlite_file: Path, url: str, schema: MetaData | None = None) ->
     finally:
         source.dispose()
         target.dispose()
+
+
+# --- models and collections ------------------------------------------------------------------------
+
+TORCH_TEST_FOLDERS = ("embed", "training")  # tests/<folder>: where tests run torch on tiny tensors
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One intra-op thread in the embed and training tests, restored after each test.
+
+    Tiny tensors gain nothing from more threads, and on a shared 2-core machine spinning OpenMP
+    threads make them many times slower (measured several times faster than two threads).
+    """
+    if Path(request.node.path).parent.name not in TORCH_TEST_FOLDERS:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """`tol-tiny` (seeded random weights), loaded once per session and shared with the built index."""
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def encoder(tiny):
+    from embed.encoder import Encoder
+
+    return Encoder(tiny, text_batch_size=50)
+
+
+@pytest.fixture(scope="session")
+def small_collection(tmp_path_factory: pytest.TempPathFactory) -> TestCollection:
+    """4 species (homonyms, an empty rank) x 5 JPEGs; read-only for tests (copy before damaging files)."""
+    return make_collection(tmp_path_factory.mktemp("small"), per_species=5)
+
+
+@pytest.fixture(scope="session")
+def training_collection(tmp_path_factory: pytest.TempPathFactory) -> TestCollection:
+    """6 species x 10 pictures of 40 x 32 px (PNG and JPEG): 48 in the train split, 12 in val."""
+    return make_collection(tmp_path_factory.mktemp("training"), per_species=10, size=32,
+                           lineages=TRAINING_SPECIES, val_every=5, png_every=3)
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory) -> BuiltIndex:
+    """The demo collection built with tol-tiny, once per session; open a `store_copy`, not its store."""
+    return build_index(tmp_path_factory.mktemp("built_index"))

@@ -1,4 +1,4 @@
-"""Small demo collections shared by the demo tests (built once per session, in seconds)."""
+"""Small demo collections (the demo package's own generator, under test here), built once per session in seconds."""
 from __future__ import annotations
 
 import pytest
@@ -10,12 +10,12 @@ SIGNAL = dict(species=24, per_species=6, size=64, seed=1)
 
 
 @pytest.fixture(scope="session")
-def tiny_collection(tmp_path_factory) -> CollectionPaths:
+def tiny_demo_collection(tmp_path_factory) -> CollectionPaths:
     """12 species x 4 pictures at 64 px, seed 0."""
     return make_collection(tmp_path_factory.mktemp("tiny"), **TINY)
 
 
 @pytest.fixture(scope="session")
-def signal_collection(tmp_path_factory) -> CollectionPaths:
+def signal_demo_collection(tmp_path_factory) -> CollectionPaths:
     """24 species x 6 pictures at 64 px, seed 1: enough pictures per taxon to measure distances."""
     return make_collection(tmp_path_factory.mktemp("signal"), **SIGNAL)

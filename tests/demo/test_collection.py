@@ -25,8 +25,8 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
-def test_catalog_has_the_spec_columns_and_ncbi_lineages(tiny_collection):
-    headers, rows = _rows(tiny_collection.catalog)
+def test_catalog_has_the_spec_columns_and_ncbi_lineages(tiny_demo_collection):
+    headers, rows = _rows(tiny_demo_collection.catalog)
     assert headers == list(CANONICAL_COLUMNS)
     columns = HeaderMap.from_headers(headers)
     assert columns.unknown == ()
@@ -37,16 +37,16 @@ def test_catalog_has_the_spec_columns_and_ncbi_lineages(tiny_collection):
         assert lineage.deepest_rank == Rank.SPECIES and lineage.common_name
 
 
-def test_every_row_points_at_a_jpeg_of_the_asked_size(tiny_collection):
-    _, rows = _rows(tiny_collection.catalog)
+def test_every_row_points_at_a_jpeg_of_the_asked_size(tiny_demo_collection):
+    _, rows = _rows(tiny_demo_collection.catalog)
     for row in rows:
-        with Image.open(tiny_collection.images / row["filepath"]) as image:
+        with Image.open(tiny_demo_collection.images / row["filepath"]) as image:
             assert (image.format, image.size, image.mode) == ("JPEG", (TINY["size"],) * 2, "RGB")
     assert len({row["id"] for row in rows}) == len(rows)
 
 
-def test_splits_hold_out_pictures_and_whole_species_of_seen_genera(tiny_collection):
-    _, rows = _rows(tiny_collection.catalog)
+def test_splits_hold_out_pictures_and_whole_species_of_seen_genera(tiny_demo_collection):
+    _, rows = _rows(tiny_demo_collection.catalog)
     columns = HeaderMap.from_headers(list(rows[0]))
     splits: dict[str, set[str]] = defaultdict(set)
     genus_of: dict[str, str] = {}
@@ -65,13 +65,13 @@ def test_splits_hold_out_pictures_and_whole_species_of_seen_genera(tiny_collecti
     assert 0.1 <= val / seen <= 0.3
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(tiny_collection, tmp_path):
+def test_same_seed_same_bytes_other_seed_other_bytes(tiny_demo_collection, tmp_path):
     again = make_collection(tmp_path / "again", **TINY)
-    assert again.catalog.read_bytes() == tiny_collection.catalog.read_bytes()
-    assert _files(again.images) == _files(tiny_collection.images)
+    assert again.catalog.read_bytes() == tiny_demo_collection.catalog.read_bytes()
+    assert _files(again.images) == _files(tiny_demo_collection.images)
     other = make_collection(tmp_path / "other", **{**TINY, "seed": 7})
-    mine, theirs = _files(tiny_collection.images), _files(other.images)
-    assert other.catalog.read_bytes() != tiny_collection.catalog.read_bytes()
+    mine, theirs = _files(tiny_demo_collection.images), _files(other.images)
+    assert other.catalog.read_bytes() != tiny_demo_collection.catalog.read_bytes()
     assert all(mine[path] != theirs[path] for path in mine.keys() & theirs.keys())
 
 

@@ -6,14 +6,14 @@ from demo.contact_sheet import make_contact_sheet, pick_families, read_samples
 from taxonomy import Rank
 
 
-def test_one_sample_per_species_from_training_when_possible(tiny_collection):
-    samples = read_samples(tiny_collection.catalog)
+def test_one_sample_per_species_from_training_when_possible(tiny_demo_collection):
+    samples = read_samples(tiny_demo_collection.catalog)
     assert len(samples) == 12 == len({sample.lineage.key() for sample in samples})
-    assert all((tiny_collection.images / sample.path).is_file() for sample in samples)
+    assert all((tiny_demo_collection.images / sample.path).is_file() for sample in samples)
 
 
-def test_rows_are_families_spread_over_classes_and_kingdoms(tiny_collection):
-    rows = pick_families(read_samples(tiny_collection.catalog), families=5)
+def test_rows_are_families_spread_over_classes_and_kingdoms(tiny_demo_collection):
+    rows = pick_families(read_samples(tiny_demo_collection.catalog), families=5)
     assert len(rows) == 5
     for row in rows:
         assert len({sample.lineage.key(Rank.FAMILY) for sample in row}) == 1
@@ -23,8 +23,8 @@ def test_rows_are_families_spread_over_classes_and_kingdoms(tiny_collection):
     assert [row[0].lineage.key(Rank.FAMILY) for row in rows] == sorted(row[0].lineage.key(Rank.FAMILY) for row in rows)
 
 
-def test_the_sheet_is_a_palettised_png_of_the_expected_width(tiny_collection, tmp_path):
-    out = make_contact_sheet(tiny_collection.catalog, tiny_collection.images, tmp_path / "sheet.png",
+def test_the_sheet_is_a_palettised_png_of_the_expected_width(tiny_demo_collection, tmp_path):
+    out = make_contact_sheet(tiny_demo_collection.catalog, tiny_demo_collection.images, tmp_path / "sheet.png",
                              families=4, per_row=3)
     with Image.open(out) as sheet:
         assert sheet.format == "PNG" and sheet.mode == "P"

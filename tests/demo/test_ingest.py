@@ -3,8 +3,8 @@ from index.catalog import Catalog
 from index.readers import read_collection
 
 
-def test_the_demo_collection_ingests_with_zero_problems(tiny_collection, tmp_path):
-    collection = read_collection(tiny_collection.catalog, tiny_collection.images)
+def test_the_demo_collection_ingests_with_zero_problems(tiny_demo_collection, tmp_path):
+    collection = read_collection(tiny_demo_collection.catalog, tiny_demo_collection.images)
     with Catalog(str(tmp_path / "catalog.db")) as catalog:
         summary = catalog.ingest(collection)
         splits = {record.split for record in catalog.images()}

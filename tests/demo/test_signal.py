@@ -41,8 +41,8 @@ def _nearest_neighbour_accuracy(lineages, distances, rank: Rank) -> float:
     return float(np.mean(keys[distances.argmin(axis=1)] == keys))
 
 
-def test_nearest_neighbours_agree_far_more_on_kingdom_than_on_species(signal_collection):
-    lineages, distances = _load(signal_collection)
+def test_nearest_neighbours_agree_far_more_on_kingdom_than_on_species(signal_demo_collection):
+    lineages, distances = _load(signal_demo_collection)
     accuracy = {rank: _nearest_neighbour_accuracy(lineages, distances, rank) for rank in Rank}
     assert accuracy[Rank.KINGDOM] >= 0.85
     assert accuracy[Rank.KINGDOM] >= accuracy[Rank.SPECIES] + 0.15
@@ -50,8 +50,8 @@ def test_nearest_neighbours_agree_far_more_on_kingdom_than_on_species(signal_col
     assert accuracy[Rank.SPECIES] > 3 / len({lineage.key() for lineage in lineages})  # well above chance
 
 
-def test_a_species_lies_closer_to_itself_than_to_other_genera(signal_collection):
-    lineages, distances = _load(signal_collection)
+def test_a_species_lies_closer_to_itself_than_to_other_genera(signal_demo_collection):
+    lineages, distances = _load(signal_demo_collection)
     species = np.array([lineage.key() for lineage in lineages])
     genus = np.array([lineage.key(Rank.GENUS) for lineage in lineages])
     finite = np.isfinite(distances)

@@ -13,7 +13,8 @@ import qdrant_edge as qe
 from PIL import Image
 from qdrant_client import QdrantClient, models
 
-from tests.embed.conftest import SPECIES, make_test_collection
+from tests.collections import SPECIES, TestCollection, make_collection
+from tests.embed.shards import edge_points
 from tests.index.conftest import EPS, fake_ghostscript, make_strip
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
@@ -142,20 +143,6 @@ def check_points(image_points: list[tuple[str, dict, dict]], taxa_points: list[t
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def _edge_points(path: Path) -> list[tuple[str, dict, dict]]:
-    shard = qe.EdgeShard.load(str(path))
-    try:
-        points, offset = [], None
-        while True:
-            page, offset = shard.scroll(qe.ScrollRequest(limit=100, offset=offset, with_payload=True,
-                                                         with_vector=True))
-            points += [(str(p.id), dict(p.payload), dict(p.vector)) for p in page]
-            if offset is None:
-                return points
-    finally:
-        shard.close()
-
-
 def _client_points(client: QdrantClient, collection: str) -> list[tuple[str, dict, dict]]:
     points, offset = [], None
     while True:
@@ -191,7 +178,7 @@ def test_build_into_edge_store(tmp_path, db_url, small_collection, tiny, encoder
             assert shard.count(qe.CountRequest(exact=True)) == info.points_count
         finally:
             shard.close()
-    check_points(_edge_points(store / "images"), _edge_points(store / "taxa"), small_collection, tiny, encoder)
+    check_points(edge_points(store / "images"), edge_points(store / "taxa"), small_collection, tiny, encoder)
 
     # A second build finds nothing to do, and encodes nothing.
     again = run_build(BuildOptions(model="tol-tiny", store=str(store), db=db_url, workers=0), loaded=tiny)
@@ -230,7 +217,7 @@ def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, db_url, tin
     """What a kill between the store write and the catalog mark leaves: the rerun marks, never encodes."""
     from index.readers import read_collection
 
-    collection = make_test_collection(tmp_path / "col", per_species=8, species=1)
+    collection = make_collection(tmp_path / "col", per_species=8, species=1)
     store = ClientStore(QdrantClient(":memory:"))
     db = db_url
     with Catalog(db) as catalog:
@@ -251,18 +238,26 @@ def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, db_url, tin
         assert catalog.runs(VECTOR)[0].skipped == 3
 
 
-def test_changed_file_is_encoded_again(tmp_path, db_url, tiny):
-    """A file replaced after it was embedded: its old vector is not taken for the new content."""
-    from index.readers import read_collection
-
-    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
-    store = ClientStore(QdrantClient(":memory:"))
-    db = db_url
-    options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
+def _one_species_in_memory(tmp_path: Path, db_url: str) -> tuple[TestCollection, ClientStore, BuildOptions]:
+    """Four pictures of one species, an in-memory store, and the build options of both."""
+    collection = make_collection(tmp_path / "col", per_species=4, species=1)
+    options = BuildOptions(model="tol-tiny", db=db_url, catalog=str(collection.catalog),
                            images=str(collection.images), workers=0)
-    run_build(options, loaded=tiny, store=store)
+    return collection, ClientStore(QdrantClient(":memory:")), options
+
+
+def _change_first_picture(collection: TestCollection) -> str:
+    """Replace the collection's first picture with another one (same name); returns its path."""
     changed = collection.paths[0]
     Image.new("RGB", (72, 64), (250, 10, 10)).save(collection.images / changed)
+    return changed
+
+
+def test_changed_file_is_encoded_again(tmp_path, db_url, tiny):
+    """A file replaced after it was embedded: its old vector is not taken for the new content."""
+    collection, store, options = _one_species_in_memory(tmp_path, db_url)
+    run_build(options, loaded=tiny, store=store)
+    changed = _change_first_picture(collection)
     again = run_build(options, loaded=tiny, store=store)  # the ingest sees the new sha256
     assert (again.images_total, again.images_skipped, again.images_embedded) == (1, 0, 1)
     (hit,) = [h for h in store.scroll("images") if h.payload["path"] == changed]
@@ -273,16 +268,11 @@ def test_changed_file_is_encoded_again_for_every_model(tmp_path, db_url, tiny):
     """Two models on one point: after model A re-embeds a changed file, model B's old vector is not current."""
     from dataclasses import replace
 
-    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
-    store = ClientStore(QdrantClient(":memory:"))
-    db = db_url
-    options = BuildOptions(model="tol-tiny", db=db, catalog=str(collection.catalog),
-                           images=str(collection.images), workers=0)
+    collection, store, options = _one_species_in_memory(tmp_path, db_url)
     other = replace(tiny, vector_name="tiny-b")
     run_build(options, loaded=tiny, store=store)
     run_build(options, loaded=other, store=store)
-    changed = collection.paths[0]
-    Image.new("RGB", (72, 64), (250, 10, 10)).save(collection.images / changed)
+    changed = _change_first_picture(collection)
     first = run_build(options, loaded=tiny, store=store)
     second = run_build(options, loaded=other, store=store)
     assert (first.images_embedded, second.images_embedded, second.images_skipped) == (1, 1, 0)
@@ -295,7 +285,7 @@ def test_changed_file_is_encoded_again_for_every_model(tmp_path, db_url, tiny):
 def test_bad_images_are_skipped_and_listed(tmp_path, db_url, tiny):
     from index.readers import read_collection
 
-    collection = make_test_collection(tmp_path / "col", per_species=6, species=1)
+    collection = make_collection(tmp_path / "col", per_species=6, species=1)
     db = db_url
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
@@ -329,7 +319,7 @@ def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, db_url
     from index.records import image_point_id
 
     ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
-    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    collection = make_collection(tmp_path / "col", per_species=4, species=1)
     images = collection.images
     (images / "photo.jpg").write_bytes(EPS)
     make_strip(images / "strip.png", (40_000, 2))
@@ -370,7 +360,7 @@ def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, db_url, 
     from index.readers import read_collection
 
     ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
-    collection = make_test_collection(tmp_path / "col", per_species=4, species=1)
+    collection = make_collection(tmp_path / "col", per_species=4, species=1)
     db = db_url
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))

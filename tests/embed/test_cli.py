@@ -95,9 +95,9 @@ def test_each_subcommand_has_a_parser():
 
 @pytest.mark.slow
 def test_cli_build_then_status(tmp_path):
-    from tests.embed.conftest import make_test_collection
+    from tests.collections import make_collection
 
-    collection = make_test_collection(tmp_path / "col", per_species=6, species=1)
+    collection = make_collection(tmp_path / "col", per_species=6, species=1)
     store, db = str(tmp_path / "qdrant"), str(tmp_path / "catalog.db")
     built = _run("build", "--catalog", str(collection.catalog), "--images", str(collection.images),
                  "--store", store, "--db", db, "--batch-size", "8", "--workers", "0", env={"TOL_MODEL": "tol-tiny"})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
 
 pytestmark = pytest.mark.gpu
 
@@ -23,7 +23,7 @@ def test_cuda_build_matches_cpu_vectors(tmp_path, tiny):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    collection = make_test_collection(tmp_path / "col", per_species=8, species=2)
+    collection = make_collection(tmp_path / "col", per_species=8, species=2)
     store = ClientStore(QdrantClient(":memory:"))
     options = BuildOptions(model="tol-tiny", device="cuda", db=str(tmp_path / "catalog.db"),
                            catalog=str(collection.catalog), images=str(collection.images), batch_size=4, workers=2)

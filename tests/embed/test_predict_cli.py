@@ -22,7 +22,7 @@ from index.images import open_image
 from index.store import open_store
 from taxonomy import Lineage, Rank
 from taxonomy.taxon import Taxon
-from tests.ui.built_index import BuiltIndex, built_index, tiny_model  # noqa: F401  (fixture)
+from tests.built_index import BuiltIndex, tiny_model
 
 # Reference species the demo collection does not hold, with every ancestor (as `embed taxa --ncbi` brings them).
 REFERENCE = (

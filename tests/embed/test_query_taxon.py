@@ -17,7 +17,7 @@ from index.edge_replica import copy_tree
 from index.schema import TAXA
 from index.store import SearchFilter, open_store
 from taxonomy import Rank, point_id
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
 
 PICA = "Animalia/Chordata/Aves/Passeriformes/Corvidae/Pica"
 MAGPIE = PICA + "/hudsonia"
@@ -29,7 +29,7 @@ MORUS_TREE = "Plantae/Tracheophyta/Magnoliopsida/Rosales/Moraceae/Morus"
 def built(tmp_path_factory, tiny):
     root = tmp_path_factory.mktemp("query-taxon")
     # Magpies, gannets (Morus), mulberries (Morus), clownfish; one more gannet than mulberry images.
-    collection = make_test_collection(root / "col", per_species=4)
+    collection = make_collection(root / "col", per_species=4)
     db, store = str(root / "catalog.db"), root / "qdrant"
     run_build(BuildOptions(model="tol-tiny", store=str(store), db=db, workers=0, catalog=str(collection.catalog),
                            images=str(collection.images)), loaded=tiny)

@@ -15,7 +15,7 @@ from embed.build import BuildOptions, run_build
 from index.constants import STORE_LOCK_FILE
 from index.schema import IMAGES
 from index.store import open_store
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 180
@@ -41,13 +41,13 @@ def _held(root: Path) -> bool:
 
 @pytest.mark.slow
 def test_search_predict_and_status_answer_while_a_build_runs(tmp_path, tiny):
-    first = make_test_collection(tmp_path / "first", per_species=2, size=32)
+    first = make_collection(tmp_path / "first", per_species=2, size=32)
     store, db = tmp_path / "qdrant", str(tmp_path / "catalog.db")
     run_build(BuildOptions(catalog=str(first.catalog), images=str(first.images), model="tol-tiny", store=str(store),
                            db=db, workers=0), loaded=tiny)
     with open_store(str(store), read_only=True) as reader:
         before = reader.count(IMAGES)
-    second = make_test_collection(tmp_path / "second", per_species=SECOND_BUILD_IMAGES, species=1, size=32, seed=1)
+    second = make_collection(tmp_path / "second", per_species=SECOND_BUILD_IMAGES, species=1, size=32, seed=1)
     build = subprocess.Popen(
         [sys.executable, "-m", "embed", "build", "--catalog", str(second.catalog), "--images", str(second.images),
          "--model", "tol-tiny", "--store", str(store), "--db", db, "--batch-size", "2", "--workers", "1"],

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import qdrant_edge as qe
 
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
+from tests.embed.shards import edge_points
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
 from index.readers import read_collection
@@ -28,17 +29,7 @@ START_TIMEOUT_S = 120
 
 
 def _edge_ids(path: Path) -> list[str]:
-    shard = qe.EdgeShard.load(str(path))
-    try:
-        ids, offset = [], None
-        while True:
-            page, offset = shard.scroll(qe.ScrollRequest(limit=500, offset=offset, with_payload=False,
-                                                         with_vector=False))
-            ids += [str(p.id) for p in page]
-            if offset is None:
-                return ids
-    finally:
-        shard.close()
+    return [point_id for point_id, _, _ in edge_points(path, with_payload=False, with_vector=False)]
 
 
 def _first_run_done(db: str) -> int:
@@ -49,7 +40,7 @@ def _first_run_done(db: str) -> int:
 
 @pytest.mark.slow
 def test_kill_9_then_rerun_finishes_without_duplicates(tmp_path, tiny):
-    collection = make_test_collection(tmp_path / "col", per_species=N_IMAGES, species=1, size=32)
+    collection = make_collection(tmp_path / "col", per_species=N_IMAGES, species=1, size=32)
     db, store = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
@@ -139,7 +130,7 @@ INDEXES_BEFORE_KILL = 5
 
 @pytest.mark.slow
 def test_kill_9_while_creating_a_shard_then_rerun_adds_every_index(tmp_path, tiny):
-    collection = make_test_collection(tmp_path / "col", per_species=6, species=2, size=32)
+    collection = make_collection(tmp_path / "col", per_species=6, species=2, size=32)
     db, store = str(tmp_path / "catalog.db"), tmp_path / "qdrant"
     with Catalog(db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))

@@ -28,7 +28,7 @@ from index.schema import IMAGES, TAXA
 from index.store import SearchFilter, VectorStore, open_store
 from taxonomy import Rank, point_id
 from tests.conftest import ENGINES, copy_catalog
-from tests.ui.built_index import BuiltIndex, built_index, tiny_model  # noqa: F401  (fixture)
+from tests.built_index import BuiltIndex, tiny_model
 
 STORES = ("edge", "memory")
 TEXT = "a photo of Felis catus with common name domestic cat."

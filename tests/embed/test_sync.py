@@ -23,7 +23,7 @@ from index.readers import read_collection
 from index.schema import IMAGES, TAXA
 from index.store import open_store
 from taxonomy import point_id
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
 
 VECTOR = "tol-tiny"
 READ_EVERY_S = 0.2
@@ -50,7 +50,7 @@ def _write_rows(catalog_csv: Path, rows: list[dict[str, str]]) -> None:
 
 
 def test_a_re_ingest_removes_gone_images_and_taxa_and_relabels(tmp_path, db_url, tiny):
-    collection = make_test_collection(tmp_path / "col", per_species=6)
+    collection = make_collection(tmp_path / "col", per_species=6)
     db, store_dir = db_url, tmp_path / "qdrant"
     _build(collection, store_dir, db, tiny)
     rows = _rows(collection.catalog)
@@ -95,7 +95,7 @@ def test_a_re_ingest_removes_gone_images_and_taxa_and_relabels(tmp_path, db_url,
 
 @pytest.mark.parametrize("how", ["new store", "wiped store"])
 def test_a_build_into_a_new_or_wiped_store_makes_it_complete(tmp_path, db_url, tiny, how):
-    collection = make_test_collection(tmp_path / "col", per_species=3)
+    collection = make_collection(tmp_path / "col", per_species=3)
     db, first = db_url, tmp_path / "qdrant"
     _build(collection, first, db, tiny)
     target = tmp_path / "other" if how == "new store" else first
@@ -113,7 +113,7 @@ def test_a_build_into_a_new_or_wiped_store_makes_it_complete(tmp_path, db_url, t
 def test_status_counts_what_this_store_holds(tmp_path, db_url, tiny):
     from embed.status import collect_status
 
-    collection = make_test_collection(tmp_path / "col", per_species=2)
+    collection = make_collection(tmp_path / "col", per_species=2)
     db = db_url
     _build(collection, tmp_path / "qdrant", db, tiny)
     with Catalog(db) as catalog, open_store(str(tmp_path / "empty")) as empty:
@@ -136,7 +136,7 @@ def two_trained_models(tmp_path, tiny):
 def test_two_trained_models_get_their_own_vectors(tmp_path, db_url, two_trained_models):
     a, b = two_trained_models
     assert a.vector_name != b.vector_name and a.vector_name.startswith("a-") and b.vector_name.startswith("b-")
-    collection = make_test_collection(tmp_path / "col", per_species=2)
+    collection = make_collection(tmp_path / "col", per_species=2)
     db, store_dir = db_url, tmp_path / "qdrant"
     _build(collection, store_dir, db, a)
     summary = _build(collection, store_dir, db, b)
@@ -153,7 +153,7 @@ def test_two_trained_models_get_their_own_vectors(tmp_path, db_url, two_trained_
 
 
 def test_other_weights_under_a_known_vector_name_are_refused_before_any_write(tmp_path, db_url, tiny):
-    collection = make_test_collection(tmp_path / "col", per_species=2)
+    collection = make_collection(tmp_path / "col", per_species=2)
     db, store_dir = db_url, tmp_path / "qdrant"
     with Catalog(db) as catalog:
         catalog.register_model(VECTOR, "hf-hub:someone/tol-tiny", "hf-hub:someone/tol-tiny")
@@ -174,7 +174,7 @@ def test_two_builds_of_two_models_at_once_with_a_reader(tmp_path, db_url, two_tr
     import time
 
     repo = Path(__file__).resolve().parents[2]
-    collection = make_test_collection(tmp_path / "col", per_species=20, size=16)
+    collection = make_collection(tmp_path / "col", per_species=20, size=16)
     builds = {model.vector_name: (model.spec, str(tmp_path / f"store-{i}")) for i, model in enumerate(two_trained_models)}
     commands = [[sys.executable, "-m", "embed", "build", "--model", spec, "--catalog", str(collection.catalog),
                  "--images", str(collection.images), "--store", store, "--db", db_url, "--workers", "0"]

@@ -64,8 +64,8 @@ def test_a_file_that_is_not_a_torch_file_is_refused(tmp_path):
         load_checkpoint(path)
 
 
-def test_resume_from_a_planted_checkpoint_is_refused_and_runs_nothing(tiny_collection, tmp_path):
-    catalog, images = tiny_collection
+def test_resume_from_a_planted_checkpoint_is_refused_and_runs_nothing(training_collection, tmp_path):
+    catalog, images = training_collection.catalog, training_collection.images
     out, marker = tmp_path / "run", tmp_path / "planted-code-ran"
     latest = out / "checkpoints" / "latest.pt"
     latest.parent.mkdir(parents=True)

@@ -57,8 +57,8 @@ def test_augmentation_is_fixed_by_the_sample_seed_and_leaves_the_global_rng_alon
 
 
 @pytest.fixture(scope="module")
-def shards(tiny_collection, tmp_path_factory):
-    catalog, images = tiny_collection
+def shards(training_collection, tmp_path_factory):
+    catalog, images = training_collection.catalog, training_collection.images
     root, entries = read_split(str(catalog), str(images), "train")
     out = tmp_path_factory.mktemp("shards")
     return write_shards(root, entries, out, per_shard=20, seed=0), entries

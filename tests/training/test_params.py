@@ -7,8 +7,8 @@ import pytest
 from training.params import TrainConfig, list_configs, load_config, parse_args
 
 
-def test_defaults_are_bioclips_recipe(tiny_collection):
-    catalog, images = tiny_collection
+def test_defaults_are_bioclips_recipe(training_collection):
+    catalog, images = training_collection.catalog, training_collection.images
     config = parse_args(["--catalog", str(catalog), "--images", str(images), "--out", "x"])
     assert isinstance(config, TrainConfig)
     assert (config.lr, config.wd, config.warmup, config.text_type) == (1e-4, 0.2, 1000, "mixed")
@@ -16,8 +16,8 @@ def test_defaults_are_bioclips_recipe(tiny_collection):
     assert config.split == "train" and config.val_split == "val"
 
 
-def test_flags_win_over_the_run_config(tiny_collection):
-    catalog, images = tiny_collection
+def test_flags_win_over_the_run_config(training_collection):
+    catalog, images = training_collection.catalog, training_collection.images
     config = parse_args(["--images", str(images), "--catalog", str(catalog), "--out", "x", "--config", "demo",
                          "--lr", "0.5", "--text-type", "scientific", "--batch-size", "3"])
     assert (config.lr, config.text_type, config.batch_size) == (0.5, "scientific", 3)

@@ -17,15 +17,16 @@ import torch
 from taxonomy import RANK_LABELS
 from training.constants import LOG_COLUMNS
 
+from tests.collections import TestCollection
+
 pytestmark = pytest.mark.slow
 
 EPOCHS = 2
 STEPS_PER_EPOCH = 48 // 8  # 48 train images, global batch 8
 
 
-def _args(collection, out: Path, *extra: str) -> list[str]:
-    catalog, images = collection
-    return ["train", "--catalog", str(catalog), "--images", str(images), "--model", "tol-tiny",
+def _args(collection: TestCollection, out: Path, *extra: str) -> list[str]:
+    return ["train", "--catalog", str(collection.catalog), "--images", str(collection.images), "--model", "tol-tiny",
             "--epochs", str(EPOCHS), "--batch-size", "8", "--lr", "5e-4", "--text-type", "mixed",
             "--log-every", "1", "--workers", "1", "--out", str(out), *extra]
 
@@ -40,12 +41,12 @@ def _losses(rows: list[dict[str, str]]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def run_a(tiny_collection, tmp_path_factory):
+def run_a(training_collection, tmp_path_factory):
     """The uninterrupted reference run, with a zero-shot evaluation after each epoch."""
     from training.main import main
 
     out = tmp_path_factory.mktemp("run_a")
-    result = main(_args(tiny_collection, out, "--zeroshot-every", "1"))
+    result = main(_args(training_collection, out, "--zeroshot-every", "1"))
     return out, result
 
 
@@ -86,13 +87,13 @@ def test_the_model_folder_loads_in_embed_with_no_other_argument(run_a):
     assert texts.shape == (2, 128) and np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
 
 
-def test_a_killed_run_resumed_repeats_the_uninterrupted_loss_curve(run_a, tiny_collection, tmp_path):
+def test_a_killed_run_resumed_repeats_the_uninterrupted_loss_curve(run_a, training_collection, tmp_path):
     """SIGKILL after a checkpoint; rows logged after it are dropped and recomputed on --resume."""
     from training.main import main
 
     reference, _ = run_a
     out = tmp_path / "run_b"
-    args = _args(tiny_collection, out, "--zeroshot-every", "0", "--save-every-steps", "2")
+    args = _args(training_collection, out, "--zeroshot-every", "0", "--save-every-steps", "2")
     process = subprocess.Popen([sys.executable, "-m", "training", *args], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
     latest = out / "checkpoints" / "latest.pt"
@@ -105,7 +106,7 @@ def test_a_killed_run_resumed_repeats_the_uninterrupted_loss_curve(run_a, tiny_c
     process.wait(timeout=60)
     killed = process.returncode == -signal.SIGKILL
     stopped_at = torch.load(latest, weights_only=False)["step"]
-    main(_args(tiny_collection, out, "--zeroshot-every", "0", "--resume"))
+    main(_args(training_collection, out, "--zeroshot-every", "0", "--resume"))
     a, b = _log(reference), _log(out)
     assert [row["step"] for row in b] == [row["step"] for row in a]
     assert [row["text_type"] for row in b] == [row["text_type"] for row in a]
@@ -115,11 +116,11 @@ def test_a_killed_run_resumed_repeats_the_uninterrupted_loss_curve(run_a, tiny_c
     assert killed and stopped_at < EPOCHS * STEPS_PER_EPOCH, "the run ended before it could be killed"
 
 
-def test_two_gloo_processes_match_one_process_and_draw_the_same_text_types(run_a, tiny_collection, tmp_path):
+def test_two_gloo_processes_match_one_process_and_draw_the_same_text_types(run_a, training_collection, tmp_path):
     """2 processes x batch 4 = 1 process x batch 8: the same global batches (see training.data)."""
     reference, _ = run_a
     out = tmp_path / "ddp"
-    args = _args(tiny_collection, out, "--zeroshot-every", "0", "--max-steps", "4")
+    args = _args(training_collection, out, "--zeroshot-every", "0", "--max-steps", "4")
     args[args.index("--batch-size") + 1] = "4"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -138,10 +139,10 @@ def test_two_gloo_processes_match_one_process_and_draw_the_same_text_types(run_a
     assert (state["step"], state["epoch"], state["step_in_epoch"]) == (4, 0, 4)  # --max-steps stops mid-epoch
 
 
-def test_training_from_shards(tiny_collection, tmp_path):
+def test_training_from_shards(training_collection, tmp_path):
     from training.__main__ import main as cli
 
-    catalog, images = tiny_collection
+    catalog, images = training_collection.catalog, training_collection.images
     cli(["shards", "--catalog", str(catalog), "--images", str(images), "--out", str(tmp_path / "shards"),
          "--per-shard", "16"])
     spec = str(tmp_path / "shards" / "shard-{000000..000002}.tar")

@@ -10,9 +10,9 @@ from taxonomy import Lineage, Rank
 from training.evaluate import class_embeddings, majority_levels, rank_classes, zero_shot
 from training.main import model_spec
 
-from tests.training.training_fixtures import LINEAGES
+from tests.collections import TRAINING_SPECIES
 
-SPECIES = [Lineage.from_ranks(list(row[:7]), row[7]) for row in LINEAGES]
+SPECIES = [Lineage.from_ranks(list(row[:7]), row[7]) for row in TRAINING_SPECIES]
 
 
 @pytest.fixture(scope="module")

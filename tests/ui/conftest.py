@@ -1,4 +1,4 @@
-"""Fixtures of the UI tests: the shared built index (tests/ui/built_index.py) and the app under AppTest.
+"""Fixtures of the UI tests: the app under AppTest, on the shared built index (tests/built_index.py).
 
 The app runs in this process under `streamlit.testing.v1.AppTest`, configured through the same
 environment variables as in production (TOL_STORE, TOL_DB, TOL_MODEL). It opens its own copy of
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.built_index import BuiltIndex, built_index  # noqa: F401  (re-exported fixture)
+from tests.built_index import BuiltIndex
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 APP_TIMEOUT_S = 120  # the first run imports torch and loads the model

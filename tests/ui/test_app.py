@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from index.catalog import Catalog
 from index.constants import GENERATIONS_DIR
 from taxonomy import Rank, caption
-from tests.ui.built_index import BuiltIndex
+from tests.built_index import BuiltIndex
 from tests.ui.conftest import APP, APP_TIMEOUT_S
 from ui import state
 
@@ -363,7 +363,7 @@ def test_candidate_sets_are_chosen_in_the_sidebar_and_identify_an_upload(built_i
     from index.store import open_store
     from taxonomy import Lineage
     from taxonomy.taxon import Taxon
-    from tests.ui.built_index import tiny_model
+    from tests.built_index import tiny_model
 
     reference = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "imaginaria"],
                                    "imaginary cat")  # a species no demo collection holds

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.ui.browser import CHROMIUM, SCREENSHOT_NAMES, check_tool, serve, take_screenshots
-from tests.ui.built_index import BuiltIndex
+from tests.built_index import BuiltIndex
 
 pytestmark = pytest.mark.slow
 

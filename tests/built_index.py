@@ -1,4 +1,5 @@
-"""One small built index per test session, shared by tests/embed/test_search*.py, test_predict and tests/ui.
+"""One small built index per test session (the `built_index` fixture of tests/conftest.py), shared by
+tests/embed/test_search.py, test_predict_cli.py and tests/ui.
 
 A demo collection (generated organisms on real NCBI taxa) is embedded with `tol-tiny` (random
 weights, seeded) into an embedded store and an SQLite catalog, once. The store folder is then
@@ -10,8 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from index.edge_replica import copy_tree
 
@@ -45,7 +44,6 @@ class BuiltIndex:
         return {"TOL_STORE": str(store), "TOL_DB": self.db, "TOL_MODEL": self.model}
 
 
-_built: BuiltIndex | None = None
 _model = None
 
 
@@ -73,13 +71,3 @@ def build_index(root: Path) -> BuiltIndex:
     assert summary.images_failed == 0, summary.failures
     logger.info("built test index: %d images, %d taxa", summary.images_embedded, summary.taxa_total)
     return BuiltIndex(root, paths.catalog, paths.images, db, store)
-
-
-@pytest.fixture(scope="session")
-def built_index(tmp_path_factory: pytest.TempPathFactory) -> BuiltIndex:
-    """The shared index, built on first use in this session (module-level cache: the fixture may be
-    imported into several test modules, each getting its own fixture definition)."""
-    global _built
-    if _built is None:
-        _built = build_index(tmp_path_factory.mktemp("built_index"))
-    return _built
