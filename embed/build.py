@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -166,14 +165,14 @@ def embed_images(
     options: BuildOptions,
     progress: Progress | None = None,
 ) -> _Counts:
-    """Encode `records` batch by batch: write to the store, then mark in the catalog, then count."""
+    """Encode `records` batch by batch; a writer thread writes them to the store, then marks them in the
+    catalog, then counts them (embed.writer), while the next batches are decoded and encoded."""
     from embed.data import image_loader
+    from embed.writer import BuildWriter, WriteCounts
 
     counts = _Counts()
     if not records:
         return counts
-    vector = encoder.vector_name
-    location = store.location
     cuda = encoder.device.type == "cuda"
     workers = options.workers if options.workers is not None else default_workers(options.device)
     loader = image_loader(
@@ -181,28 +180,20 @@ def embed_images(
         pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
     )
     total = len(records)
-    start = time.perf_counter()
-    for batch in loader:
-        good = [records[i] for i in batch.indices]
-        failures = [
-            Problem(origin=records[i].root, row=None, path=records[i].path, reason=reason)
-            for i, reason in batch.failures
-        ]
-        if good:
-            vectors = encoder.encode_images(batch.pixels)
-            store.upsert_images(vector, good, vectors)
-            catalog.mark_embedded(vector, location, good)
-        for problem in failures:
-            logger.warning("skipped image %s", problem)
-        counts.done += len(good)
-        counts.failed += len(failures)
-        counts.failures.extend(failures)
-        counts.seconds = time.perf_counter() - start
-        catalog.update_run(
-            run_id, done=len(good), failed=len(failures), failures=failures,
-            rate=counts.done / counts.seconds if counts.seconds > 0 else 0.0,
-        )
-        report_progress(progress, "images", counts.done + counts.failed, total, "img")
+
+    def written(so_far: WriteCounts) -> None:
+        report_progress(progress, "images", so_far.done + so_far.failed, total, "img")
+
+    with BuildWriter(store, catalog, encoder.vector_name, run_id, on_written=written) as writer:
+        for batch in loader:
+            good = [records[i] for i in batch.indices]
+            failures = [
+                Problem(origin=records[i].root, row=None, path=records[i].path, reason=reason)
+                for i, reason in batch.failures
+            ]
+            writer.put(good, encoder.encode_images(batch.pixels) if good else None, failures)
+    done = writer.counts
+    counts.done, counts.failed, counts.failures, counts.seconds = done.done, done.failed, done.failures, done.seconds
     return counts
 
 
