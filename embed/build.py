@@ -168,6 +168,7 @@ def embed_images(
     """Encode `records` batch by batch; a writer thread writes them to the store, then marks them in the
     catalog, then counts them (embed.writer), while the next batches are decoded and encoded."""
     from embed.data import image_loader
+    from embed.gpu_decode import gpu_image_batches, use_gpu_decoding
     from embed.writer import BuildWriter, WriteCounts
 
     counts = _Counts()
@@ -175,10 +176,16 @@ def embed_images(
         return counts
     cuda = encoder.device.type == "cuda"
     workers = options.workers if options.workers is not None else default_workers(options.device)
-    loader = image_loader(
-        records, encoder.loaded.preprocess, options.batch_size, workers,
-        pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
-    )
+    if use_gpu_decoding(encoder.device.type, encoder.loaded.preprocess_cfg):  # JPEGs decoded on the GPU
+        loader = gpu_image_batches(
+            records, encoder.loaded.preprocess, encoder.loaded.preprocess_cfg, encoder.device, options.batch_size,
+            workers, prefetch_factor=PREFETCH_FACTOR,
+        )
+    else:
+        loader = image_loader(
+            records, encoder.loaded.preprocess, options.batch_size, workers,
+            pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
+        )
     total = len(records)
 
     def written(so_far: WriteCounts) -> None:
