@@ -10,7 +10,7 @@
 
 Every round writes --points new points (fresh store and catalog each time: the build writes new
 points) into an embedded store (a temporary folder) and an SQLite catalog. The synthetic images
-draw their lineages from --species species (a batch of 4,096 then holds ~1,900 distinct ones with
+draw their lineages from --species species (a group of 4,096 then holds ~1,750 distinct ones with
 the default 2,000, as in a large shuffled collection). `points_per_s` is wall-clock points per
 second; `points_per_cpu_s` divides by the process's CPU seconds over the same span (the writer's
 thread and the engine's), i.e. points/s per fully used writer core. After a burn-in the paths

@@ -163,39 +163,47 @@ class GpuPreprocess:
                 out.append(None)
         return out
 
-    def resize(self, image: torch.Tensor) -> torch.Tensor:
-        """One (3, H, W) uint8 image -> the normalised (3, size, size) float input."""
-        _, height, width = image.shape
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8 images of one size -> the normalised (N, 3, size, size) float inputs."""
+        _, _, height, width = images.shape
         short, long = (height, width) if height <= width else (width, height)
         new_long = int(self.size * long / short)  # torchvision's Resize(int) arithmetic
         new_h, new_w = (self.size, new_long) if height <= width else (new_long, self.size)
-        x = image.unsqueeze(0).float()
+        x = images.float()
         if (new_h, new_w) != (height, width):
             x = torch.nn.functional.interpolate(x, size=(new_h, new_w), mode=self.interpolation, antialias=True,
                                                 align_corners=False)
             x = x.round_().clamp_(0, 255)  # PIL resizes to 8-bit pixels
         top = int(round((new_h - self.size) / 2.0))
         left = int(round((new_w - self.size) / 2.0))
-        x = x[0, :, top:top + self.size, left:left + self.size]
+        x = x[:, :, top:top + self.size, left:left + self.size]
         return (x / 255.0 - self.mean) / self.std
 
     def __call__(self, names: Sequence[str], jpegs: Sequence[torch.Tensor]
                  ) -> tuple[list[torch.Tensor], list[int], list[tuple[int, str]]]:
-        """(pixels, positions kept, (position, reason) failures) of a batch's JPEGs, in their order."""
-        pixels, kept, failed = [], [], []
+        """(pixels, positions kept, (position, reason) failures) of a batch's JPEGs, in their order.
+
+        Images of one size are resized together (photos of a collection often share a few sizes).
+        """
+        out: dict[int, torch.Tensor] = {}
+        failed: list[tuple[int, str]] = []
+        same_size: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
         for k, image in enumerate(self.decode(jpegs)):
-            if image is None:
-                self.fallbacks += 1
-                try:  # the CPU decoder keeps what it can read and names what it cannot
-                    image_cpu = decode_image(names[k], bytes(jpegs[k].cpu().numpy()))
-                    pixels.append(self.cpu_transform(image_cpu).to(self.device))
-                except (ImageError, OSError, ValueError) as e:
-                    failed.append((k, e.reason if isinstance(e, ImageError) else str(e)))
-                    continue
-            else:
-                pixels.append(self.resize(image))
-            kept.append(k)
-        return pixels, kept, failed
+            if image is not None:
+                same_size.setdefault(tuple(image.shape[1:]), []).append((k, image))
+                continue
+            self.fallbacks += 1
+            try:  # the CPU decoder keeps what it can read and names what it cannot
+                image_cpu = decode_image(names[k], bytes(jpegs[k].cpu().numpy()))
+                out[k] = self.cpu_transform(image_cpu).to(self.device)
+            except (ImageError, OSError, ValueError) as e:
+                failed.append((k, e.reason if isinstance(e, ImageError) else str(e)))
+        for group in same_size.values():
+            resized = self.resize(torch.stack([image for _, image in group]))
+            for (k, _), pixels in zip(group, resized):
+                out[k] = pixels
+        kept = sorted(out)
+        return [out[k] for k in kept], kept, failed
 
 
 def gpu_image_batches(

@@ -142,3 +142,16 @@ def test_gpu_decoding_only_for_cuda_and_open_clip_preprocessing(tiny):
     assert not use_gpu_decoding("cuda", {**tiny.preprocess_cfg, "resize_mode": "squash"})
     with pytest.raises(ValueError, match="shortest"):
         GpuPreprocess({**tiny.preprocess_cfg, "resize_mode": "longest"}, "cpu", tiny.preprocess)
+
+
+def test_images_of_one_size_are_resized_together_as_each_alone(tiny):
+    decoder = GpuPreprocess(tiny.preprocess_cfg, "cpu", tiny.preprocess)
+    names = ["a.jpg", "b.jpg", "c.jpg"]
+    jpegs = [torch.frombuffer(bytearray(_jpeg(*size, seed=seed)), dtype=torch.uint8)
+             for size, seed in (((120, 90), 0), ((50, 97), 1), ((120, 90), 2))]
+    together, kept, failed = decoder(names, jpegs)
+    alone = [decoder([n], [j])[0][0] for n, j in zip(names, jpegs)]
+    assert kept == [0, 1, 2] and failed == []
+    for a, b in zip(together, alone):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(together[0], together[2])  # two pictures, not one twice
