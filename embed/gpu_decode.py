@@ -56,17 +56,26 @@ class RawJpeg:
 
 @dataclass(frozen=True)
 class MixedBatch:
-    """A worker batch: JPEG bytes for the GPU beside CPU-decoded pixels, and the failures."""
+    """A worker batch: JPEG bytes for the GPU beside CPU-decoded pixels, and the failures.
+
+    The JPEGs travel as one byte tensor with their lengths: a tensor each would cost the
+    DataLoader one shared-memory file descriptor per image.
+    """
 
     cpu_indices: tuple[int, ...]
     cpu_pixels: torch.Tensor  # (len(cpu_indices), 3, H, W)
     jpeg_indices: tuple[int, ...]
-    jpegs: tuple[torch.Tensor, ...]
+    jpeg_bytes: torch.Tensor  # uint8, the files one after the other
+    jpeg_lengths: tuple[int, ...]
     failures: tuple[tuple[int, str], ...]
+
+    @property
+    def jpegs(self) -> tuple[torch.Tensor, ...]:
+        return tuple(self.jpeg_bytes.split(list(self.jpeg_lengths))) if self.jpeg_lengths else ()
 
     def pin_memory(self) -> MixedBatch:
         return MixedBatch(self.cpu_indices, self.cpu_pixels.pin_memory(), self.jpeg_indices,
-                          tuple(j.pin_memory() for j in self.jpegs), self.failures)
+                          self.jpeg_bytes.pin_memory(), self.jpeg_lengths, self.failures)
 
 
 def gpu_preprocess_supported(preprocess_cfg: dict[str, Any]) -> bool:
@@ -126,7 +135,9 @@ def collate_mixed(items: list[tuple[int, torch.Tensor | RawJpeg | str]]) -> Mixe
     jpegs = [(i, x.data) for i, x in items if isinstance(x, RawJpeg)]
     bad = tuple((i, x) for i, x in items if isinstance(x, str))
     pixels = torch.stack([p for _, p in cpu]) if cpu else torch.zeros((0, 3, 1, 1))
-    return MixedBatch(tuple(i for i, _ in cpu), pixels, tuple(i for i, _ in jpegs), tuple(d for _, d in jpegs), bad)
+    data = torch.cat([d for _, d in jpegs]) if jpegs else torch.zeros(0, dtype=torch.uint8)
+    return MixedBatch(tuple(i for i, _ in cpu), pixels, tuple(i for i, _ in jpegs), data,
+                      tuple(int(d.numel()) for _, d in jpegs), bad)
 
 
 class GpuPreprocess:

@@ -85,7 +85,7 @@ def test_plain_jpegs_go_to_the_gpu_and_every_other_file_to_the_cpu(records, tiny
 def test_the_gpu_path_gives_the_cpu_paths_pixels_and_vectors(records, tiny):
     """Both run on the CPU here; on a GPU only the decoder's device differs."""
     cpu = list(image_loader(records, tiny.preprocess, batch_size=4, workers=0))
-    gpu = list(gpu_image_batches(records, tiny.preprocess, tiny.preprocess_cfg, "cpu", batch_size=4, workers=0))
+    gpu = list(gpu_image_batches(records, tiny.preprocess, tiny.preprocess_cfg, "cpu", batch_size=4, workers=1))
     assert [b.indices for b in gpu] == [b.indices for b in cpu]
     assert [tuple(i for i, _ in b.failures) for b in gpu] == [tuple(i for i, _ in b.failures) for b in cpu]
     reasons = {records[i].path: r for b in gpu for i, r in b.failures}
@@ -155,3 +155,12 @@ def test_images_of_one_size_are_resized_together_as_each_alone(tiny):
     for a, b in zip(together, alone):
         assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(together[0], together[2])  # two pictures, not one twice
+
+
+def test_a_batch_carries_its_jpegs_as_one_tensor(records, tiny):
+    from embed.gpu_decode import collate_mixed
+
+    dataset = RoutingDataset(records, tiny.preprocess)
+    batch = collate_mixed([dataset[i] for i in range(len(dataset))])
+    assert batch.jpeg_bytes.ndim == 1 and len(batch.jpegs) == len(GPU_FILES)
+    assert [bytes(j.numpy()) for j in batch.jpegs] == [FILES[records[i].path] for i in batch.jpeg_indices]
