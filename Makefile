@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/query_latency.py
 	$(PY) bench/demo_render.py
 	$(PY) bench/readers_load.py
+	$(PY) bench/build_write_path.py
 
 ui: $(STAMP)
 	$(VENV)/bin/streamlit run ui/app.py

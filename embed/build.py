@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,12 +28,15 @@ from embed.constants import (
 )
 from embed.device import check_device
 from embed.models import LoadedModel, load_model, resolve_spec
+from embed.parallel import World, process_group, shared_store, world_from_env
 from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
 from index.records import ImageRecord, IngestSummary, Problem
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, validate_text_type
 from taxonomy.taxon import Taxon
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from embed.encoder import Encoder
     from index.catalog import Catalog
     from index.store import VectorStore
@@ -160,50 +162,113 @@ def _chunks(items: Sequence[Taxon], size: int) -> Iterator[Sequence[Taxon]]:
 def embed_images(
     records: Sequence[ImageRecord],
     encoder: Encoder,
-    store: VectorStore,
+    store: VectorStore | None,
     catalog: Catalog,
     run_id: int,
     options: BuildOptions,
     progress: Progress | None = None,
+    world: World = World(),
 ) -> _Counts:
-    """Encode `records` batch by batch: write to the store, then mark in the catalog, then count."""
-    from embed.data import image_loader
+    """Encode `records` batch by batch; a writer thread writes them to the store, then marks them in the
+    catalog, then counts them (embed.writer), while the next batches are decoded and encoded.
+
+    Under torchrun (`world`), this rank encodes its share of `records`; with a server store it writes
+    them itself, else it hands them to rank 0's writer (`store` None on the other ranks); see embed.parallel.
+    The counts are of this process's writer (rank 0: of every rank).
+    """
+    from embed.writer import BuildWriter, WriteCounts
 
     counts = _Counts()
     if not records:
         return counts
-    vector = encoder.vector_name
-    location = store.location
+    gathered = world.parallel and not shared_store(store.location if store is not None else options.store or "")
+    share = world.share(records)
+    steps = world.steps(records, options.batch_size) if gathered else None
+    total = len(records) if gathered or not world.parallel else len(share)
+
+    def written(so_far: WriteCounts) -> None:
+        report_progress(progress, "images", so_far.done + so_far.failed, total, "img")
+
+    batches = _encoded_batches(share, encoder, options)
+    if gathered and not world.main:
+        for _ in range(steps or 0):  # every rank takes the same steps; rank 0 writes
+            world.gather(next(batches, ([], None, [])))
+        return counts
+    assert store is not None
+    with BuildWriter(store, catalog, encoder.vector_name, run_id, on_written=written) as writer:
+        if gathered:
+            for _ in range(steps or 0):
+                for good, vectors, failures in world.gather(next(batches, ([], None, []))) or []:
+                    if good or failures:
+                        writer.put(good, vectors, failures)
+        else:
+            for good, vectors, failures in batches:
+                writer.put(good, vectors, failures)
+    done = writer.counts
+    counts.done, counts.failed, counts.failures, counts.seconds = done.done, done.failed, done.failures, done.seconds
+    return counts
+
+
+def _encoded_batches(records: Sequence[ImageRecord], encoder: Encoder, options: BuildOptions
+                     ) -> Iterator[tuple[list[ImageRecord], np.ndarray | None, list[Problem]]]:
+    """(records, their vectors, failures) of each decoded batch of `records`."""
+    from embed.data import image_loader
+    from embed.gpu_decode import gpu_image_batches, use_gpu_decoding
+
+    if not records:
+        return
     cuda = encoder.device.type == "cuda"
     workers = options.workers if options.workers is not None else default_workers(options.device)
-    loader = image_loader(
-        records, encoder.loaded.preprocess, options.batch_size, workers,
-        pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
-    )
-    total = len(records)
-    start = time.perf_counter()
+    if use_gpu_decoding(encoder.device.type, encoder.loaded.preprocess_cfg):  # JPEGs decoded on the GPU
+        loader = gpu_image_batches(
+            records, encoder.loaded.preprocess, encoder.loaded.preprocess_cfg, encoder.device, options.batch_size,
+            workers, prefetch_factor=PREFETCH_FACTOR,
+        )
+    else:
+        loader = image_loader(
+            records, encoder.loaded.preprocess, options.batch_size, workers,
+            pin_memory=cuda, prefetch_factor=PREFETCH_FACTOR,
+        )
     for batch in loader:
         good = [records[i] for i in batch.indices]
         failures = [
             Problem(origin=records[i].root, row=None, path=records[i].path, reason=reason)
             for i, reason in batch.failures
         ]
-        if good:
-            vectors = encoder.encode_images(batch.pixels)
-            store.upsert_images(vector, good, vectors)
-            catalog.mark_embedded(vector, location, good)
-        for problem in failures:
-            logger.warning("skipped image %s", problem)
-        counts.done += len(good)
-        counts.failed += len(failures)
-        counts.failures.extend(failures)
-        counts.seconds = time.perf_counter() - start
-        catalog.update_run(
-            run_id, done=len(good), failed=len(failures), failures=failures,
-            rate=counts.done / counts.seconds if counts.seconds > 0 else 0.0,
-        )
-        report_progress(progress, "images", counts.done + counts.failed, total, "img")
-    return counts
+        yield good, encoder.encode_images(batch.pixels) if good else None, failures
+
+
+def _follow(options: BuildOptions, world: World, loaded: LoadedModel | None, progress: Progress | None
+            ) -> BuildSummary:
+    """A rank other than 0: wait for rank 0 to prepare the run, encode this rank's share, hand it on or write it."""
+    from embed.encoder import Encoder
+    from index.catalog import Catalog
+    from index.store import canonical_location, open_store, resolve_store_location
+
+    if loaded is None:
+        if not options.device.startswith("cuda"):
+            set_cpu_threads(options.workers or 0)
+        loaded = load_model(options.model, device=options.device)
+    location = canonical_location(resolve_store_location(options.store))
+    direct = shared_store(location)
+    with Catalog(options.db) as catalog:
+        run_id, location = world.broadcast(None)  # after rank 0's sync: the catalog lists what is left
+        records = catalog.images_to_embed(loaded.vector_name, location)
+        store = open_store(location, options.api_key) if direct else None
+        try:
+            counts = embed_images(records, Encoder(loaded, text_batch_size=options.text_batch_size), store, catalog,
+                                  run_id, replace(options, store=location), progress, world)
+        finally:
+            if store is not None:
+                store.close()
+    if direct:
+        world.gather(counts)  # rank 0 adds this rank's counts to the run's
+    return BuildSummary(
+        run_id=run_id, model=options.model, vector_name=loaded.vector_name, store=location,
+        images_total=len(world.share(records)), images_embedded=counts.done, images_skipped=0,
+        images_failed=counts.failed, failures=tuple(counts.failures), taxa_embedded=0, taxa_total=0,
+        seconds=counts.seconds,
+    )
 
 
 def embed_taxa(
@@ -243,13 +308,25 @@ def run_build(
         index.store.DimensionMismatchError: the store holds this model's vectors at another dimension
             (raised before anything is written). index.store.StoreUnavailableError: the server is unreachable.
     """
-    from index.readers import read_collection
-
     if loaded is None:
         resolve_spec(options.model)  # a bad spec fails before any catalog or store is touched
         check_device(options.device)
     if options.workers is None:
         options = replace(options, workers=default_workers(options.device))
+    world = world_from_env()  # under torchrun: one of several processes (embed.parallel)
+    if world.parallel:
+        options = replace(options, device=world.device(options.device))
+        with process_group(world, options.device):
+            if not world.main:
+                return _follow(options, world, loaded, progress)
+            return _run_build(options, progress, loaded, store, catalog, world)
+    return _run_build(options, progress, loaded, store, catalog, world)
+
+
+def _run_build(options: BuildOptions, progress: Progress | None, loaded: LoadedModel | None,
+               store: VectorStore | None, catalog: Catalog | None, world: World) -> BuildSummary:
+    from index.readers import read_collection
+
     with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         ingested = None
         if options.images:
@@ -261,7 +338,7 @@ def run_build(
             if not options.device.startswith("cuda"):
                 set_cpu_threads(options.workers or 0)
             loaded = load_model(options.model, device=options.device)
-        return _build(options, loaded, store, catalog, ingested, progress)
+        return _build(options, loaded, store, catalog, ingested, progress, world)
 
 
 @contextmanager
@@ -313,7 +390,7 @@ def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageR
 
 
 def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catalog: Catalog,
-           ingested: IngestSummary | None, progress: Progress | None) -> BuildSummary:
+           ingested: IngestSummary | None, progress: Progress | None, world: World = World()) -> BuildSummary:
     from embed.encoder import Encoder
     from embed.sync import apply_taxa_removals, plan_taxa, sync_images
 
@@ -337,7 +414,12 @@ def _build(options: BuildOptions, loaded: LoadedModel, store: VectorStore, catal
             logger.info("%d images already in the store: marked, not encoded again", len(written))
         done_ids = {r.id for r in written}
         todo = [r for r in candidates if r.id not in done_ids]
-        counts = embed_images(todo, encoder, store, catalog, run_id, options, progress)
+        world.broadcast((run_id, location))  # the other ranks now read `todo` from the catalog (embed.parallel)
+        counts = embed_images(todo, encoder, store, catalog, run_id, options, progress, world)
+        if world.parallel and shared_store(location):
+            for other in (world.gather(None) or [])[1:]:
+                counts.done, counts.failed = counts.done + other.done, counts.failed + other.failed
+                counts.failures.extend(other.failures)
         taxa = catalog.taxa()
         plan = plan_taxa(store, taxa, vector, options.text_type)
         apply_taxa_removals(store, plan)

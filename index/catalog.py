@@ -315,6 +315,7 @@ class Catalog:
         """
         _check_name("model", model)
         _check_name("store", store)
+        upsert = _embedding_upsert(self._engine.dialect.name)
         with self._sessions.begin() as session:
             for chunk in _chunks(list(records)):
                 ids = [record.id for record in chunk]
@@ -322,10 +323,15 @@ class Catalog:
                 unknown = [record.path for record in chunk if record.id not in known]
                 if unknown:
                     raise ValueError(f"{len(unknown)} images are not in the catalog, e.g. {unknown[:3]}")
+                now = utcnow()
+                if upsert is not None:
+                    # One executemany per chunk: the ORM's per-row objects cost more than the build's writes.
+                    session.execute(upsert, [{"image_id": r.id, "model": model, "store": store, "sha256": r.sha256,
+                                              "embedded": now} for r in chunk])
+                    continue
                 existing = {row.image_id: row for row in session.scalars(
                     select(EmbeddingRow).where(EmbeddingRow.model == model, EmbeddingRow.store == store,
                                                EmbeddingRow.image_id.in_(ids)))}
-                now = utcnow()
                 for record in chunk:
                     row = existing.get(record.id)
                     if row is None:
@@ -475,6 +481,21 @@ class Catalog:
         if row is None:
             raise KeyError(f"no build run {run_id} in the catalog")
         return row
+
+
+def _embedding_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE of an embeddings row, for the dialects that have it; else None."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return None
+    statement = insert(EmbeddingRow)
+    return statement.on_conflict_do_update(
+        index_elements=[EmbeddingRow.image_id, EmbeddingRow.model, EmbeddingRow.store],
+        set_={"sha256": statement.excluded.sha256, "embedded": statement.excluded.embedded},
+    )
 
 
 def _check_name(what: str, value: str) -> None:

@@ -213,6 +213,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def read_image_bytes(root: str | os.PathLike[str], relpath: str) -> bytes:
+    """The bytes of the file at `relpath` under `root`, with `open_image`'s path checks; nothing decoded.
+
+    Raises:
+        ImageError: the path escapes `root`, or the file is missing, a folder, unreadable or empty.
+    """
+    return _read(root, relpath)
+
+
 def open_image(root: str | os.PathLike[str], relpath: str, min_side: int | None = None) -> Image.Image:
     """The image at `relpath` under `root`, decoded, upright (EXIF orientation) and in RGB.
 
