@@ -17,7 +17,7 @@ from index.readers import read_collection
 from index.records import image_point_id
 from index.schema import IMAGES
 from index.store import open_store
-from tests.embed.conftest import make_test_collection
+from tests.collections import make_collection
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def _vectors(store_path: Path, vector: str) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_two_gloo_processes_build_what_one_process_builds(tmp_path, tiny):
-    collection = make_test_collection(tmp_path / "col", per_species=9, species=4, size=32)
+    collection = make_collection(tmp_path / "col", per_species=9, species=4, size=32)
     one_db, one_store = str(tmp_path / "one.db"), tmp_path / "one"
     with Catalog(one_db) as catalog:
         catalog.ingest(read_collection(collection.catalog, collection.images))
