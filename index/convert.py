@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -127,9 +127,7 @@ class Hit:
     @cached_property
     def lineage(self) -> Lineage:
         """The names of its taxon key (homonym-safe, unlike the rank fields), with the common name."""
-        lineage = _key_lineage(self.taxon)
-        common = self._text(COMMON_NAME)
-        return replace(lineage, common_name=common) if common else lineage
+        return _key_lineage(self.taxon).with_common_name(self.common_name)
 
     @cached_property
     def rank(self) -> Rank | None:
@@ -194,6 +192,15 @@ class Hit:
         if self.rank is None:
             raise ValueError(f"point {self.id} has no rank: not a taxon of the `taxa` collection")
         return Taxon(self.lineage, self.rank, self.n_images)
+
+
+def with_sources(hit: Hit, sources: Sequence[str], n_images: int | None = None) -> dict[str, Any]:
+    """The payload of a taxon point with its `sources` (and `n_images`) replaced, the rest as stored:
+    what `overwrite_payloads` writes back when a set joins or leaves a taxon."""
+    payload = {**hit.payload, SOURCES: list(sources)}
+    if n_images is not None:
+        payload[N_IMAGES] = n_images
+    return payload
 
 
 def hit_of(point: Any, score: float | None = None, vector_name: str | None = None, group: str | None = None) -> Hit:
