@@ -644,8 +644,11 @@ class EdgeStore(VectorStore):
         return f"the {collection!r} shard of the embedded store {self.root}"
 
     def _open_shard_of(self, collection: str) -> qe.EdgeShard:
+        """The shard of a collection the caller found; a reader's may have left with a newer generation."""
         shard = self._shard(collection)
-        assert shard is not None  # the caller checked that the collection exists
+        if shard is None:
+            raise StoreError(f"the {collection!r} shard of the embedded store {self.root} is gone (its writer "
+                             "removed it); open the store again")
         return shard
 
     def _points(self, collection: str, ids: list[str], *, payload: bool, vector: str | None = None) -> list[Any]:
@@ -757,7 +760,6 @@ class EdgeStore(VectorStore):
                 members.sort(key=lambda h: -(h.score or 0.0))
                 groups[i] = (value, members[:group_size])
         return groups
-
 
     def _query_batch(self, request: Query, matrix: np.ndarray) -> list[list[Any]]:
         spec = request.spec
