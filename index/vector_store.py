@@ -9,12 +9,12 @@ back end: `index.store` opens one.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 
@@ -132,9 +132,6 @@ class Changes:
     vectors: list[tuple[str, dict[str, list[float]]]] = field(default_factory=list)  # set on points that exist
     payloads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # replace those of points that exist
 
-    def __bool__(self) -> bool:
-        return bool(self.new or self.vectors or self.payloads)
-
 
 class VectorStore:
     """The two collections of SPEC §5, `images` and `taxa`, one named vector per model."""
@@ -203,10 +200,9 @@ class VectorStore:
                 for i, p, row in zip(chunk_ids, chunk_payloads, matrix[chunk].tolist()):
                     if i not in stored:
                         changes.new.append((i, {vector: row}, p))
-                    else:
-                        changes.vectors.append((i, {vector: row}))
-                for i, p in zip(chunk_ids, chunk_payloads):
-                    if i in stored and stored[i] != p:
+                        continue
+                    changes.vectors.append((i, {vector: row}))
+                    if stored[i] != p:
                         changes.payloads.append((i, p))
                 self._apply(collection, changes)
 
@@ -415,9 +411,9 @@ class VectorStore:
     def _check_writable(self) -> None:
         """Raise StoreError when this store may not write (closed, or opened to read)."""
 
-    def _writing(self, collection: str, what: str) -> ContextManager[None]:
+    def _writing(self, collection: str, what: str) -> AbstractContextManager[None]:
         """Around the engine updates of one write call; `what` ends with a preposition for the collection."""
-        return contextlib.nullcontext()
+        return nullcontext()
 
     def _describe(self, collection: str) -> str:
         """The collection, named for an error message."""
@@ -428,7 +424,7 @@ class VectorStore:
         raise NotImplementedError()
 
     def _apply(self, collection: str, changes: Changes) -> None:
-        """Apply one chunk of writes (nothing when `changes` is empty)."""
+        """Apply one chunk of writes; any of its lists may be empty."""
         raise NotImplementedError()
 
     def _remove(self, collection: str, ids: list[str]) -> None:
