@@ -12,7 +12,6 @@ qdrant_edge and qdrant_client are imported only when a store is opened.
 """
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from index.vector_store import (
     DimensionMismatchError, EdgeSettings, MissingIndexError, MissingVectorError, StoreError, StoreFullError,
     StoreLockedError, StoreUnavailableError, VectorStore,
 )
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BACKOFF_S", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "FACET_LIMIT", "UPSERT_CHUNK",
