@@ -385,7 +385,7 @@ def already_written(store: VectorStore, vector: str, candidates: Sequence[ImageR
     present = store.ids_with_vector(IMAGES, vector, [r.id for r in candidates])
     if not present:
         return []
-    sha = {hit.id: hit.payload.get("sha256") for hit in store.retrieve(IMAGES, sorted(present))}
+    sha = {hit.id: hit.sha256 for hit in store.retrieve(IMAGES, sorted(present))}
     return [r for r in candidates if r.id in present and sha.get(r.id) == r.sha256]
 
 

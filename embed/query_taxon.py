@@ -98,11 +98,10 @@ def _spellings(text: str) -> list[tuple[Rank, str, str]]:
 
 
 def _named(hit: Hit) -> NamedTaxon:
-    payload = hit.payload
-    return NamedTaxon(
-        key=str(payload["taxon"]), rank=Rank.parse(payload["rank"]), name=str(payload.get("name", "")),
-        common_name=str(payload.get("common_name") or ""), n_images=int(payload.get("n_images") or 0),
-    )
+    if hit.rank is None:
+        raise ValueError(f"taxon point {hit.id} has no rank")
+    return NamedTaxon(key=hit.taxon, rank=hit.rank, name=hit.name, common_name=hit.common_name,
+                      n_images=hit.n_images)
 
 
 def _in_store(store: VectorStore, text: str) -> list[NamedTaxon]:

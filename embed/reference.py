@@ -38,7 +38,7 @@ from embed.constants import (
     RESERVED_SET_NAMES,
     TOL_SET,
 )
-from index.convert import taxon_from_payload, taxon_point_id
+from index.convert import taxon_point_id, with_sources
 from index.filters import SearchFilter
 from index.records import Problem, ReferenceSet
 from index.schema import CATALOG_SOURCE, RANK, SOURCES, TAXA
@@ -171,7 +171,7 @@ def write_set(
         part = list(taxa[start:start + REFERENCE_CHUNK])
         ids = [taxon_point_id(t) for t in part]
         written.ids.update(ids)
-        existing = {hit.id: hit.payload for hit in store.retrieve(TAXA, ids)}
+        existing = {hit.id: hit for hit in store.retrieve(TAXA, ids)}
         with_vector = store.ids_with_vector(TAXA, vector, sorted(existing)) if existing else set()
         join_ids: list[str] = []
         join_payloads: list[dict] = []
@@ -180,24 +180,24 @@ def write_set(
         out_texts: list[str] = []
         out_sources: list[list[str]] = []
         for offset, (point, taxon) in enumerate(zip(ids, part)):
-            payload = existing.get(point)
+            hit = existing.get(point)
             # A point without `sources` was written by a build before reference sets existed: the catalog's.
-            held = list(payload.get(SOURCES) or [CATALOG_SOURCE]) if payload is not None else []
-            if payload is not None and point in with_vector:
+            held = list(hit.sources or [CATALOG_SOURCE]) if hit is not None else []
+            if hit is not None and point in with_vector:
                 if name in held:
                     written.unchanged += 1
                 else:
                     join_ids.append(point)
-                    join_payloads.append({**payload, SOURCES: sorted({*held, name})})
+                    join_payloads.append(with_sources(hit, sorted({*held, name})))
                 continue
             positions.append(start + offset)
-            if payload is None:
+            if hit is None:
                 out_taxa.append(taxon)
                 out_texts.append(texts[start + offset])
                 written.new += 1
             else:
-                out_taxa.append(taxon_from_payload(payload))
-                out_texts.append(payload.get("text") or texts[start + offset])
+                out_taxa.append(hit.as_taxon())
+                out_texts.append(hit.text or texts[start + offset])
                 written.joined += name not in held
                 written.unchanged += name in held
             out_sources.append(sorted({*held, name}))
@@ -223,10 +223,10 @@ def release_set(store: VectorStore, name: str, keep: set[str] | None = None) -> 
     for hit in store.scroll(TAXA, SearchFilter(sources=(name,))):
         if keep is not None and hit.id in keep:
             continue
-        others = [s for s in hit.payload.get(SOURCES) or [] if s != name]
+        others = [s for s in hit.sources or () if s != name]
         if others:
             release_ids.append(hit.id)
-            release_payloads.append({**hit.payload, SOURCES: others})
+            release_payloads.append(with_sources(hit, others))
         else:
             remove_ids.append(hit.id)
     if release_ids:
@@ -480,7 +480,7 @@ def rename_set(old: str, new: str, options: TaxaOptions, store: VectorStore | No
         payloads: list[dict] = []
         for hit in store.scroll(TAXA, SearchFilter(sources=(old,))):
             ids.append(hit.id)
-            payloads.append({**hit.payload, SOURCES: sorted({*(hit.payload.get(SOURCES) or []), new} - {old})})
+            payloads.append(with_sources(hit, sorted({*(hit.sources or ()), new} - {old})))
         store.overwrite_payloads(TAXA, ids, payloads)
         catalog.rename_reference_set(store.location, old, new)
     return len(ids)

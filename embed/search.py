@@ -28,7 +28,7 @@ from embed.query_taxon import NamedTaxon, QueryReading, read_query
 from embed.candidates import Candidates
 from embed.predict import CLIP_LOGIT_SCALE, METHOD_SUM, Identification, identify_vectors, validate_method
 from embed.predict_inputs import Subset
-from index.schema import CATALOG_SOURCE, IMAGES, LINEAGE, SOURCES, SPECIES, TAXA, TAXON
+from index.schema import CATALOG_SOURCE, IMAGES, LINEAGE, SOURCES, SPECIES, TAXA
 from index.store import Hit, SearchFilter, StoreError, VectorStore
 from taxonomy import Lineage, Rank, parse_key
 
@@ -170,18 +170,6 @@ class StoreCounts:
         return self.images == 0 and not any(self.taxa.values())
 
 
-def lineage_of(payload: dict[str, Any]) -> Lineage:
-    """The lineage of an `images` or `taxa` payload (SPEC §5): its taxon key, plus the common name."""
-    key = payload.get("taxon") or ""
-    lineage = parse_key(key) if key else Lineage()
-    return lineage.with_common_name(payload.get("common_name") or "")
-
-
-def _rank_of(payload: dict[str, Any]) -> Rank | None:
-    label = payload.get("rank")
-    return Rank.parse(label) if label else None
-
-
 class SearchService:
     """Searches one model's vectors in a store; the catalog (optional) gives images their root folder.
 
@@ -311,11 +299,8 @@ class SearchService:
         search_filter = SearchFilter(within=(within,) if within else (), rank=rank)
         options = []
         for hit in self.store.scroll(TAXA, search_filter):
-            lineage = lineage_of(hit.payload)
-            options.append(TaxonOption(
-                key=hit.payload.get("taxon", ""), rank=rank, name=str(hit.payload.get("name", "")),
-                common_name=lineage.common_name, n_images=int(hit.payload.get("n_images") or 0),
-            ))
+            options.append(TaxonOption(key=hit.taxon, rank=rank, name=hit.name, common_name=hit.lineage.common_name,
+                                       n_images=hit.n_images))
         options.sort(key=lambda o: (-o.n_images, o.name, o.key))
         return options
 
@@ -350,8 +335,7 @@ class SearchService:
     def _taxon_names(self, collection: str) -> dict[str, str]:
         """Every taxon key of the store with its name (the last segment of the key for image lineages)."""
         if collection == TAXA:
-            return {str(hit.payload[TAXON]): str(hit.payload.get("name") or hit.payload[TAXON].rsplit("/", 1)[-1])
-                    for hit in self.store.scroll(TAXA) if hit.payload.get(TAXON)}
+            return {hit.taxon: hit.name or hit.taxon.rsplit("/", 1)[-1] for hit in self.store.scroll(TAXA) if hit.taxon}
         return {key: key.rsplit("/", 1)[-1] for key in self.store.facet_counts(IMAGES, LINEAGE)}
 
     def facets(self, field: str, filter: SearchFilter | None = None) -> dict[str, int]:
@@ -463,8 +447,7 @@ class SearchService:
         """The best-image score under which a text is a weak match: a low percentile of what real species
         names of this store reach, typed as they are (sampled once; -1 when the store has no species)."""
         if self._weak_score is None:
-            names = [str(hit.payload.get("name") or "") for hit in
-                     self.store.scroll(TAXA, SearchFilter(rank=Rank.SPECIES), limit=WEAK_SAMPLE)]
+            names = [hit.name for hit in self.store.scroll(TAXA, SearchFilter(rank=Rank.SPECIES), limit=WEAK_SAMPLE)]
             names = [name for name in names if name]
             if not names or not self.is_built(IMAGES):
                 self._weak_score = -1.0
@@ -557,17 +540,16 @@ class SearchService:
         return candidates
 
     def _load_candidates(self, search_filter: SearchFilter) -> tuple[list[str], list[str], np.ndarray]:
-        payloads = {hit.id: hit.payload for hit in self.store.scroll(TAXA, search_filter)}
-        ids = list(payloads)
+        ids = [hit.id for hit in self.store.scroll(TAXA, search_filter)]
         keys: list[str] = []
         commons: list[str] = []
         vectors: list[np.ndarray] = []
         for start in range(0, len(ids), RETRIEVE_CHUNK):
             for hit in self.store.retrieve(TAXA, ids[start:start + RETRIEVE_CHUNK], self.vector_name):
-                if hit.vector is None or not hit.payload.get(TAXON):
+                if hit.vector is None or not hit.taxon:
                     continue
-                keys.append(str(hit.payload[TAXON]))
-                commons.append(str(hit.payload.get("common_name") or ""))
+                keys.append(hit.taxon)
+                commons.append(hit.common_name)
                 vectors.append(hit.vector)
         matrix = np.stack(vectors).astype(np.float32, copy=False) if vectors else np.zeros((0, 1), np.float32)
         return keys, commons, matrix
@@ -639,14 +621,13 @@ class SearchService:
 
     def _hits(self, collection: str, hits: Sequence[Hit]) -> list[SearchHit]:
         out = []
+        is_image = collection == IMAGES
         for hit in hits:
-            p = hit.payload
-            is_image = collection == IMAGES
             out.append(SearchHit(
-                id=hit.id, score=hit.score, collection=collection, taxon=p.get("taxon") or "",
-                rank=_rank_of(p), lineage=lineage_of(p), path=p.get("path", "") if is_image else "",
-                root=self._root(hit.id) if is_image else "", split=p.get("split", ""), source=p.get("source", ""),
-                license=p.get("license", "") if is_image else "", n_images=int(p.get("n_images") or 0), group=hit.group or "",
+                id=hit.id, score=hit.score, collection=collection, taxon=hit.taxon, rank=hit.rank,
+                lineage=hit.lineage, path=hit.path if is_image else "", root=self._root(hit.id) if is_image else "",
+                split=hit.split, source=hit.source, license=hit.license if is_image else "", n_images=hit.n_images,
+                group=hit.group or "",
             ))
         return out
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from index.convert import taxon_payload, taxon_point_id
-from index.schema import CATALOG_SOURCE, IMAGES, SOURCES, TAXA, TAXON
+from index.convert import taxon_payload, taxon_point_id, with_sources
+from index.schema import CATALOG_SOURCE, IMAGES, TAXA
 from taxonomy.taxon import Taxon
 
 if TYPE_CHECKING:
@@ -80,27 +80,27 @@ def sync_images(store: VectorStore, catalog: Catalog, vector: str) -> ImageSync:
 
 def plan_taxa(store: VectorStore, taxa: Sequence[Taxon], vector: str, text_type: str) -> TaxaPlan:
     """Compare every taxon point with the catalog's taxa: what to encode, relabel, remove or release."""
-    stored = {hit.payload.get(TAXON, ""): hit for hit in store.scroll(TAXA)}
+    stored = {hit.taxon: hit for hit in store.scroll(TAXA)}
     with_vector = store.ids_with_vector(TAXA, vector, [taxon_point_id(t) for t in taxa]) if taxa else set()
     plan = TaxaPlan()
     for taxon in taxa:
         hit = stored.get(taxon.key)
-        others = [s for s in (hit.payload.get(SOURCES) or []) if s != CATALOG_SOURCE] if hit else []
+        others = [s for s in (hit.sources or ()) if s != CATALOG_SOURCE] if hit else []
         sources = tuple(sorted({CATALOG_SOURCE, *others}))
         plan.sources[taxon.key] = sources
         text = taxon.text(text_type)
-        if hit is None or hit.id not in with_vector or hit.payload.get("text") != text:
+        if hit is None or hit.id not in with_vector or hit.text != text:
             plan.encode.append(taxon)
         elif hit.payload != taxon_payload(taxon, text, sources):
             plan.relabel.append(taxon)
     keys = {t.key for t in taxa}
     for key, hit in stored.items():
-        sources = hit.payload.get(SOURCES)
+        sources = hit.sources
         if key in keys or (sources is not None and CATALOG_SOURCE not in sources):
             continue
         others = [s for s in sources or [] if s != CATALOG_SOURCE]
         if others:  # a reference set brought it too: it stays, as a taxon without images
-            plan.release.append((hit.id, {**hit.payload, SOURCES: others, "n_images": 0}))
+            plan.release.append((hit.id, with_sources(hit, others, n_images=0)))
         else:  # no `sources` at all: written before reference sets existed, by the catalog
             plan.remove.append(hit.id)
     return plan

@@ -12,51 +12,38 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec
-from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
-from index.store import (
-    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit,
-    MissingIndexError, StoreError, StoreUnavailableError, VectorStore, _check_positive, _paged,
+from index.convert import Hit, hit_of
+from index.filters import FilterSpec, FilterTerms, translate
+from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection
+from index.vector_store import (
+    DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Changes, ClusterLayout, CollectionInfo, Query, StoreError,
+    StoreUnavailableError, VectorStore, _check_positive,
 )
 
 logger = logging.getLogger(__name__)
 
-SCROLL_PAGE = 512
 T = TypeVar("T")
+
+_TERMS = FilterTerms(
+    field=lambda name, match: models.FieldCondition(key=name, match=match),
+    match_value=lambda value: models.MatchValue(value=value),
+    match_any=lambda values: models.MatchAny(any=values),
+    has_ids=lambda ids: models.HasIdCondition(has_id=list(ids)),
+    has_vector=lambda name: models.HasVectorCondition(has_vector=name),
+    is_empty=lambda name: models.IsEmptyCondition(is_empty=models.PayloadField(key=name)),
+    combine=lambda must, must_not: models.Filter(must=must, must_not=must_not),
+)
 
 
 def _client_filter(spec: FilterSpec | None) -> models.Filter | None:
-    if spec is None:
-        return None
-
-    def condition(field: str, values: tuple[str, ...]) -> models.FieldCondition:
-        match: Any = models.MatchValue(value=values[0]) if len(values) == 1 else models.MatchAny(any=list(values))
-        return models.FieldCondition(key=field, match=match)
-
-    must: list[Any] = [condition(f, v) for f, v in spec.must]
-    if spec.ids is not None:
-        must.append(models.HasIdCondition(has_id=list(spec.ids)))
-    if spec.has_vector is not None:
-        must.append(models.HasVectorCondition(has_vector=spec.has_vector))
-    must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
-    if spec.has_field is not None:
-        must_not.append(models.IsEmptyCondition(is_empty=models.PayloadField(key=spec.has_field)))
-    return models.Filter(must=must or None, must_not=must_not or None)
-
-
-def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
-    vector = None
-    if vector_name is not None and isinstance(point.vector, dict) and vector_name in point.vector:
-        vector = np.asarray(point.vector[vector_name], dtype=np.float32)
-    return Hit(str(point.id), score, dict(point.payload or {}), vector, group)
+    return translate(spec, _TERMS)
 
 
 class ClientStore(VectorStore):
@@ -201,196 +188,85 @@ class ClientStore(VectorStore):
                            "creating them)", ", ".join(missing), collection, self.location)
         self._indexed.add(collection)
 
-    # --- writes -------------------------------------------------------------------------------
+    # --- engine primitives --------------------------------------------------------------------
 
-    def _upsert(
-        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
-    ) -> None:
-        self.ensure_vector(vector, int(matrix.shape[1]), (collection,))
-        for start in range(0, len(ids), UPSERT_CHUNK):
-            chunk = slice(start, start + UPSERT_CHUNK)
-            self._upsert_chunk(collection, vector, ids[chunk], payloads[chunk], matrix[chunk])
+    _facet_errors = (UnexpectedResponse,)
 
-    def _upsert_chunk(
-        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
-    ) -> None:
-        stored = {
-            str(p.id): p.payload or {}
-            for p in self._call(self._client.retrieve, collection, ids, with_payload=True, with_vectors=False)
-        }
-        rows = matrix.tolist()
+    def _exists(self, collection: str) -> bool:
+        return bool(self.vector_names(collection))
+
+    def _points(self, collection: str, ids: list[str], *, payload: bool, vector: str | None = None) -> list[Any]:
+        return self._call(self._client.retrieve, collection, ids, with_payload=payload,
+                          with_vectors=[vector] if vector else False)
+
+    def _apply(self, collection: str, changes: Changes) -> None:
         operations: list[Any] = []
-        new = [models.PointStruct(id=i, vector={vector: r}, payload=p)
-               for i, p, r in zip(ids, payloads, rows) if i not in stored]
-        if new:
-            operations.append(models.UpsertOperation(upsert=models.PointsList(points=new)))
-        old = [models.PointVectors(id=i, vector={vector: r}) for i, r in zip(ids, rows) if i in stored]
-        if old:
-            operations.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(points=old)))
-        operations.extend(
-            models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
-            for i, p in zip(ids, payloads)
-            if i in stored and stored[i] != p
-        )
+        if changes.new:
+            points = [models.PointStruct(id=i, vector=v, payload=p) for i, v, p in changes.new]
+            operations.append(models.UpsertOperation(upsert=models.PointsList(points=points)))
+        if changes.vectors:
+            vectors = [models.PointVectors(id=i, vector=v) for i, v in changes.vectors]
+            operations.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(points=vectors)))
+        operations.extend(models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
+                          for i, p in changes.payloads)
         if operations:
             self._call(self._client.batch_update_points, collection, operations, wait=True)
 
-    def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
-        if not self.vector_names(collection):
-            return
-        present = {str(p.id) for p in self._call(self._client.retrieve, collection, ids, with_payload=False,
-                                                  with_vectors=False)}
-        operations = [models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(payload=p, points=[i]))
-                      for i, p in zip(ids, payloads, strict=True) if i in present]
-        if operations:
-            self._call(self._client.batch_update_points, collection, operations, wait=True)
+    def _remove(self, collection: str, ids: list[str]) -> None:
+        self._call(self._client.delete, collection, points_selector=models.PointIdsList(points=ids), wait=True)
 
-    def delete(self, collection: str, ids: Sequence[str]) -> None:
-        ids = [check_point_id(i) for i in ids]
-        if not ids or not self.vector_names(collection):
-            return
-        for start in range(0, len(ids), UPSERT_CHUNK):
-            selector = models.PointIdsList(points=ids[start:start + UPSERT_CHUNK])
-            self._call(self._client.delete, collection, points_selector=selector, wait=True)
+    def _page(
+        self, collection: str, spec: FilterSpec | None, offset: Any, size: int, *, payload: bool
+    ) -> tuple[list[Any], Any]:
+        return self._call(self._client.scroll, collection, scroll_filter=_client_filter(spec), limit=size,
+                          offset=offset, with_payload=payload, with_vectors=False)
 
-    # --- reads --------------------------------------------------------------------------------
-
-    def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:
-        ids = [check_point_id(i) for i in ids]
-        if not ids or vector not in self.vector_names(collection):
-            return set()
-        found: set[str] = set()
-        for start in range(0, len(ids), SCROLL_PAGE):
-            chunk = ids[start : start + SCROLL_PAGE]
-            points, _ = self._call(
-                self._client.scroll, collection, limit=len(chunk), with_payload=False, with_vectors=False,
-                scroll_filter=_client_filter(filter_spec(ids=chunk, has_vector=vector)),
-            )
-            found.update(str(p.id) for p in points)
-        return found
-
-    def count(self, collection: str, filter: SearchFilter | None = None, vector: str | None = None) -> int:
-        names = self.vector_names(collection)
-        if not names or (vector is not None and vector not in names):
-            return 0
-        spec = filter_spec(filter, has_vector=vector)
+    def _count(self, collection: str, spec: FilterSpec | None) -> int:
         return int(self._call(self._client.count, collection, count_filter=_client_filter(spec), exact=True).count)
 
-    def search(
-        self,
-        collection: str,
-        vector_name: str,
-        query: np.ndarray,
-        k: int = 10,
-        filter: SearchFilter | None = None,
-        group_by: str | None = None,
-        group_size: int = 1,
-        *,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        with_vectors: bool = False,
-    ) -> list[Hit]:
-        vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef).tolist()
-        common: dict[str, Any] = dict(
-            query=vector, using=vector_name, query_filter=_client_filter(filter_spec(filter)),
-            search_params=self._params(exact, hnsw_ef), limit=k, with_payload=True,
-            with_vectors=[vector_name] if with_vectors else False,
+    def _query_args(self, request: Query, vector: np.ndarray) -> dict[str, Any]:
+        return dict(
+            query=vector.tolist(), using=request.vector_name, query_filter=_client_filter(request.spec),
+            search_params=self._params(request.exact, request.hnsw_ef), limit=request.k, with_payload=True,
+            with_vectors=[request.vector_name] if request.with_vectors else False,
         )
-        out = vector_name if with_vectors else None
-        if group_by is None:
-            points = self._call(self._client.query_points, collection, **common).points
-            return [_hit(p, float(p.score), out) for p in points]
-        result = self._call(
-            self._client.query_points_groups, collection, group_by=group_by, group_size=group_size, **common
-        )
-        return [_hit(p, float(p.score), out, str(group.id)) for group in result.groups for p in group.hits]
 
-    def search_batch(
-        self,
-        collection: str,
-        vector_name: str,
-        queries: np.ndarray,
-        k: int = 10,
-        filter: SearchFilter | None = None,
-        *,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-    ) -> list[list[Hit]]:
-        matrix = self._batch_args(collection, vector_name, queries, k, hnsw_ef)
-        if not len(matrix):
-            return []
-        query_filter = _client_filter(filter_spec(filter))
-        params = self._params(exact, hnsw_ef)
+    def _query(self, request: Query, vector: np.ndarray) -> list[Any]:
+        return self._call(self._client.query_points, request.collection, **self._query_args(request, vector)).points
+
+    def _query_groups(self, request: Query, vector: np.ndarray, group_by: str, group_size: int) -> list[Hit]:
+        result = self._call(self._client.query_points_groups, request.collection, group_by=group_by,
+                            group_size=group_size, **self._query_args(request, vector))
+        out = request.vector_name if request.with_vectors else None
+        return [hit_of(p, float(p.score), out, str(group.id)) for group in result.groups for p in group.hits]
+
+    def _query_batch(self, request: Query, matrix: np.ndarray) -> list[list[Any]]:
+        query_filter = _client_filter(request.spec)
+        params = self._params(request.exact, request.hnsw_ef)
         requests = [
-            models.QueryRequest(query=q.tolist(), using=vector_name, filter=query_filter, params=params,
-                                limit=k, with_payload=True)
+            models.QueryRequest(query=q.tolist(), using=request.vector_name, filter=query_filter, params=params,
+                                limit=request.k, with_payload=True)
             for q in matrix
         ]
-        answers = self._call(self._client.query_batch_points, collection, requests)
-        return [[_hit(p, float(p.score)) for p in answer.points] for answer in answers]
+        return [answer.points for answer in self._call(self._client.query_batch_points, request.collection, requests)]
 
-    def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
-        if vector_name is not None:
-            self._dim_of(collection, vector_name)
-        ids = [check_point_id(i) for i in ids]
-        if not ids or not self.vector_names(collection):
-            return []
-        points = self._call(
-            self._client.retrieve, collection, ids, with_payload=True,
-            with_vectors=[vector_name] if vector_name else False,
-        )
-        by_id = {str(p.id): _hit(p, None, vector_name) for p in points}
-        return [by_id[i] for i in ids if i in by_id]
+    def _facet(self, collection: str, field: str, spec: FilterSpec | None, limit: int) -> list[tuple[str, int]]:
+        response = self._call(self._client.facet, collection, field, facet_filter=_client_filter(spec),
+                              limit=limit, exact=True)
+        return [(str(hit.value), int(hit.count)) for hit in response.hits]
 
-    def scroll(self, collection: str, filter: SearchFilter | None = None, limit: int | None = None) -> Iterator[Hit]:
-        if limit is not None:
-            _check_positive(limit, "limit")
-        if not self.vector_names(collection):
-            return iter(())
-        scroll_filter = _client_filter(filter_spec(filter))
+    def _payload_indexes(self, collection: str) -> set[str]:
+        return set(self._call(self._client.get_collection, collection).payload_schema)
 
-        def fetch(offset: Any, size: int) -> tuple[list[Hit], Any]:
-            points, next_offset = self._call(
-                self._client.scroll, collection, scroll_filter=scroll_filter, limit=size, offset=offset,
-                with_payload=True, with_vectors=False,
-            )
-            return [_hit(p, None) for p in points], next_offset
-
-        return _paged(fetch, limit, SCROLL_PAGE)
-
-    def facet_counts(
-        self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
-    ) -> dict[str, int]:
-        check_keyword_field(field, "facet field")
-        _check_positive(limit, "limit")
-        if not self.vector_names(collection):
-            return {}
-        try:
-            response = self._call(
-                self._client.facet, collection, field, facet_filter=_client_filter(filter_spec(filter)),
-                limit=limit, exact=True,
-            )
-        except UnexpectedResponse as e:
-            if field in self._call(self._client.get_collection, collection).payload_schema:
-                raise
-            raise MissingIndexError(
-                f"collection {collection!r} at {self.location} has no keyword index on {field!r} (a build was "
-                "interrupted while creating it): run `python -m embed build` again to add it"
-            ) from e
-        counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
-        return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
-
-    def info(self, collection: str) -> dict[str, Any]:
-        if not self.vector_names(collection):
-            return {}
+    def _info(self, collection: str) -> CollectionInfo:
         info = self._call(self._client.get_collection, collection)
-        return {
-            "segments": info.segments_count,
-            "points": info.points_count,
-            "indexed_vectors": info.indexed_vectors_count,
-            "payload_indexes": {k: str(v.data_type.value) for k, v in sorted(info.payload_schema.items())},
-            "vectors": self.vector_names(collection),
-        }
+        return CollectionInfo(
+            points=int(info.points_count or 0),
+            segments=int(info.segments_count or 0),
+            indexed_vectors=int(info.indexed_vectors_count or 0),
+            payload_indexes={k: str(v.data_type.value) for k, v in sorted(info.payload_schema.items())},
+            vectors=self.vector_names(collection),
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -1,20 +1,26 @@
-"""Records to Qdrant payloads (SPEC §5), and the checks on vectors before they are written.
+"""Records to Qdrant payloads and payloads back to typed hits (SPEC §5), and the checks on vectors
+before they are written.
 
-The one place where `ImageRecord` and `Taxon` become payload dicts; both stores call it.
+The one place where `ImageRecord` and `Taxon` become payload dicts, and where a stored payload is
+read back (`Hit`'s typed fields): both stores call it, and no caller parses a payload itself.
 """
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 
 from index.records import ImageRecord
-from index.schema import CATALOG_SOURCE, COMMON_NAME, LINEAGE, RANK, SOURCE, SOURCES, SPECIES, SPLIT, TAXON
-from taxonomy import Lineage, Rank, point_id
+from index.schema import CATALOG_SOURCE, COMMON_NAME, LINEAGE, RANK, SOURCE, SOURCES, SPLIT, TAXON
+from taxonomy import Lineage, Rank, parse_key, point_id
 from taxonomy.taxon import Taxon
+
+PATH, SHA256, LICENSE, WIDTH, HEIGHT = "path", "sha256", "license", "width", "height"
+NAME, PARENT, DEPTH, N_IMAGES, TEXT = "name", "parent", "depth", "n_images", "text"
 
 
 def _rank_fields(lineage: Lineage, deepest: Rank | None) -> dict[str, str]:
@@ -49,14 +55,14 @@ def image_payload(record: ImageRecord) -> dict[str, Any]:
     fields, keys = _lineage_payload(record.lineage)
     payload: dict[str, Any] = dict(fields)
     payload[LINEAGE] = list(keys)
-    payload["path"] = record.path
-    payload["sha256"] = record.sha256
-    for name in (SOURCE, SPLIT, "license"):
+    payload[PATH] = record.path
+    payload[SHA256] = record.sha256
+    for name in (SOURCE, SPLIT, LICENSE):
         value = getattr(record, name)
         if value:
             payload[name] = value
-    payload["width"] = int(record.width)
-    payload["height"] = int(record.height)
+    payload[WIDTH] = int(record.width)
+    payload[HEIGHT] = int(record.height)
     return payload
 
 
@@ -70,27 +76,141 @@ def taxon_payload(taxon: Taxon, text: str, sources: Sequence[str] = (CATALOG_SOU
     keys = lineage.keys()
     payload: dict[str, Any] = {
         RANK: taxon.rank.label,
-        "name": lineage.binomial if taxon.rank == Rank.SPECIES and lineage.binomial else lineage.get(taxon.rank),
+        NAME: lineage.binomial if taxon.rank == Rank.SPECIES and lineage.binomial else lineage.get(taxon.rank),
         TAXON: lineage.key(taxon.rank),
     }
     if len(keys) > 1:
-        payload["parent"] = keys[-2]
+        payload[PARENT] = keys[-2]
     payload[LINEAGE] = keys
     payload.update(_rank_fields(lineage, taxon.rank))
     if taxon.common_name:
         payload[COMMON_NAME] = taxon.common_name
-    payload["depth"] = taxon.depth
-    payload["n_images"] = int(taxon.n_images)
-    payload["text"] = text
+    payload[DEPTH] = taxon.depth
+    payload[N_IMAGES] = int(taxon.n_images)
+    payload[TEXT] = text
     payload[SOURCES] = sorted(set(sources))
     return payload
 
 
-def taxon_from_payload(payload: dict[str, Any]) -> Taxon:
-    """The taxon a `taxa` payload describes (the inverse of `taxon_payload`, `text` and `sources` aside)."""
-    names = {rank.label: payload.get(rank.label, "") for rank in Rank}
-    return Taxon(Lineage.from_ranks(names, payload.get(COMMON_NAME, "")), Rank.parse(payload[RANK]),
-                 int(payload.get("n_images", 0)))
+@lru_cache(maxsize=1 << 16)
+def _key_lineage(key: str) -> Lineage:
+    return parse_key(key) if key else Lineage()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One point: from a search (`score` set), or from retrieve/scroll (`score` None).
+
+    `payload` is what the point stores (SPEC §5); the properties read it as typed fields, absent
+    values as "", 0 or None. They are read on first use: a scroll of a million taxa often needs
+    one field of each. `vector` is the stored, unit-normalised vector when it was asked for.
+    `group` is the value of the `group_by` field that put the hit in its group.
+    """
+
+    id: str
+    score: float | None
+    payload: dict[str, Any]
+    vector: np.ndarray | None = None
+    group: str | None = None
+
+    def _text(self, field: str) -> str:
+        return str(self.payload.get(field) or "")
+
+    def _int(self, field: str) -> int:
+        return int(self.payload.get(field) or 0)
+
+    @property
+    def taxon(self) -> str:
+        """The key of the deepest known rank; "" for an unlabelled image."""
+        return self._text(TAXON)
+
+    @cached_property
+    def lineage(self) -> Lineage:
+        """The names of its taxon key (homonym-safe, unlike the rank fields), with the common name."""
+        return _key_lineage(self.taxon).with_common_name(self.common_name)
+
+    @cached_property
+    def rank(self) -> Rank | None:
+        """The deepest known rank; None for an unlabelled image."""
+        label = self.payload.get(RANK)
+        return Rank.parse(label) if label else None
+
+    @property
+    def common_name(self) -> str:
+        return self._text(COMMON_NAME)
+
+    @property
+    def name(self) -> str:
+        """A taxon's name at its rank (the binomial for a species); "" for an image."""
+        return self._text(NAME)
+
+    @property
+    def path(self) -> str:
+        return self._text(PATH)
+
+    @property
+    def sha256(self) -> str:
+        return self._text(SHA256)
+
+    @property
+    def split(self) -> str:
+        return self._text(SPLIT)
+
+    @property
+    def source(self) -> str:
+        return self._text(SOURCE)
+
+    @property
+    def license(self) -> str:
+        return self._text(LICENSE)
+
+    @property
+    def width(self) -> int:
+        return self._int(WIDTH)
+
+    @property
+    def height(self) -> int:
+        return self._int(HEIGHT)
+
+    @property
+    def n_images(self) -> int:
+        return self._int(N_IMAGES)
+
+    @property
+    def text(self) -> str:
+        """What was embedded for a taxon."""
+        return self._text(TEXT)
+
+    @property
+    def sources(self) -> tuple[str, ...] | None:
+        """The sets that brought a taxon; None when the point has no `sources` (written before they existed)."""
+        sources = self.payload.get(SOURCES)
+        return None if sources is None else tuple(sources)
+
+    def as_taxon(self) -> Taxon:
+        """The taxon a `taxa` point describes (the inverse of `taxon_payload`, `text` and `sources` aside)."""
+        if self.rank is None:
+            raise ValueError(f"point {self.id} has no rank: not a taxon of the `taxa` collection")
+        return Taxon(self.lineage, self.rank, self.n_images)
+
+
+def with_sources(hit: Hit, sources: Sequence[str], n_images: int | None = None) -> dict[str, Any]:
+    """The payload of a taxon point with its `sources` (and `n_images`) replaced, the rest as stored:
+    what `overwrite_payloads` writes back when a set joins or leaves a taxon."""
+    payload = {**hit.payload, SOURCES: list(sources)}
+    if n_images is not None:
+        payload[N_IMAGES] = n_images
+    return payload
+
+
+def hit_of(point: Any, score: float | None = None, vector_name: str | None = None, group: str | None = None) -> Hit:
+    """A `Hit` from an engine's point: qdrant-client's and qdrant-edge's both have `id`, `payload` and
+    `vector` (a dict of named vectors when asked for)."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    vector = None
+    if vector_name is not None and vector_name in vectors:
+        vector = np.asarray(vectors[vector_name], dtype=np.float32)
+    return Hit(str(point.id), score, dict(point.payload or {}), vector, group)
 
 
 def taxon_point_id(taxon: Taxon) -> str:

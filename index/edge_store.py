@@ -65,20 +65,16 @@ from index.edge_replica import (
     SEGMENTS_DIR, Generation, allocated_bytes, copy_tree, current_generation, current_stamp, live_readers,
     new_reader_folder, publish, reading, vectors_of,
 )
-from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
-from index.schema import (
-    COLLECTIONS, FREE_MARGIN_ENV, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
-)
-from index.store import (
-    FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, MissingIndexError, StoreError, StoreFullError, StoreLockedError,
-    VectorStore, _check_positive, _paged,
+from index.convert import Hit, hit_of
+from index.filters import FilterSpec, FilterTerms, SearchFilter, filter_spec, group_hits, translate
+from index.schema import COLLECTIONS, FREE_MARGIN_ENV, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection
+from index.vector_store import (
+    Changes, CollectionInfo, EdgeSettings, Query, StoreError, StoreFullError, StoreLockedError, VectorStore,
 )
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "edge_config.json"  # written by the engine on create, load and create_dense_vector
-SCROLL_PAGE = 512
 GROUP_FETCH_START = 64  # first fetch of a grouped search: at least this, or 4 * k * group_size
 GROUP_FETCH_MAX = 65_536  # grouping by the array field `lineage` widens its fetch up to this
 _DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
@@ -205,30 +201,19 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:,.0f} MB"
 
 
+_TERMS = FilterTerms(
+    field=lambda name, match: qe.FieldCondition(name, match=match),
+    match_value=qe.MatchValue,
+    match_any=qe.MatchAny,
+    has_ids=lambda ids: qe.HasIdCondition({uuid.UUID(i) for i in ids}),
+    has_vector=qe.HasVectorCondition,
+    is_empty=qe.IsEmptyCondition,
+    combine=lambda must, must_not: qe.Filter(must=must, must_not=must_not),
+)
+
+
 def _edge_filter(spec: FilterSpec | None) -> qe.Filter | None:
-    if spec is None:
-        return None
-
-    def condition(field: str, values: tuple[str, ...]) -> qe.FieldCondition:
-        match = qe.MatchValue(values[0]) if len(values) == 1 else qe.MatchAny(list(values))
-        return qe.FieldCondition(field, match=match)
-
-    must: list[Any] = [condition(f, v) for f, v in spec.must]
-    if spec.ids is not None:
-        must.append(qe.HasIdCondition({uuid.UUID(i) for i in spec.ids}))
-    if spec.has_vector is not None:
-        must.append(qe.HasVectorCondition(spec.has_vector))
-    must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
-    if spec.has_field is not None:
-        must_not.append(qe.IsEmptyCondition(spec.has_field))
-    return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
-    vector = None
-    if vector_name is not None and point.vector and vector_name in point.vector:
-        vector = np.asarray(point.vector[vector_name], dtype=np.float32)
-    return Hit(str(point.id), score, dict(point.payload or {}), vector, group)
+    return translate(spec, _TERMS)
 
 
 class EdgeStore(VectorStore):
@@ -640,128 +625,88 @@ class EdgeStore(VectorStore):
         self._refresh()
         return dict(self._dims[collection])
 
-    # --- writes -------------------------------------------------------------------------------
+    # --- engine primitives --------------------------------------------------------------------
 
-    def _upsert(
-        self, collection: str, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
-    ) -> None:
-        self.ensure_vector(vector, int(matrix.shape[1]), (collection,))
-        shard = self._shard(collection)
-        assert shard is not None
+    def _exists(self, collection: str) -> bool:
+        return self._shard(collection) is not None
+
+    def _check_writable(self) -> None:
+        self._writable()
+
+    @contextmanager
+    def _writing(self, collection: str, what: str) -> Iterator[None]:
         self._check_free_space()
-        with self._disk_errors(f"writing {len(ids)} points to {self.root / collection}"):
-            for start in range(0, len(ids), UPSERT_CHUNK):
-                chunk = slice(start, start + UPSERT_CHUNK)
-                self._upsert_chunk(shard, vector, ids[chunk], payloads[chunk], matrix[chunk])
+        with self._disk_errors(f"{what} {self.root / collection}"):
+            yield
         self._wrote()
 
-    @staticmethod
-    def _upsert_chunk(
-        shard: qe.EdgeShard, vector: str, ids: list[str], payloads: list[dict[str, Any]], matrix: np.ndarray
-    ) -> None:
-        stored = {str(p.id): p.payload or {} for p in shard.retrieve(ids, with_payload=True, with_vector=False)}
-        rows = matrix.tolist()
-        new = [qe.Point(i, {vector: r}, p) for i, p, r in zip(ids, payloads, rows) if i not in stored]
-        if new:
-            shard.update(qe.UpdateOperation.upsert_points(new))
-        old = [qe.PointVectors(i, {vector: r}) for i, r in zip(ids, rows) if i in stored]
-        if old:
-            shard.update(qe.UpdateOperation.update_vectors(old))
-        for i, p in zip(ids, payloads):
-            if i in stored and stored[i] != p:
-                shard.update(qe.UpdateOperation.overwrite_payload([i], p))
+    def _describe(self, collection: str) -> str:
+        return f"the {collection!r} shard of the embedded store {self.root}"
 
-    def overwrite_payloads(self, collection: str, ids: list[str], payloads: list[dict[str, Any]]) -> None:
-        self._writable()
+    def _open_shard_of(self, collection: str) -> qe.EdgeShard:
+        """The shard of a collection the caller found; a reader's may have left with a newer generation."""
         shard = self._shard(collection)
         if shard is None:
-            return
-        present = {str(p.id) for p in shard.retrieve(ids, with_payload=False, with_vector=False)}
-        self._check_free_space()
-        with self._disk_errors(f"rewriting {len(present)} payloads in {self.root / collection}"):
-            for i, p in zip(ids, payloads, strict=True):
-                if i in present:
-                    shard.update(qe.UpdateOperation.overwrite_payload([i], p))
-        self._wrote()
+            raise StoreError(f"the {collection!r} shard of the embedded store {self.root} is gone (its writer "
+                             "removed it); open the store again")
+        return shard
 
-    def delete(self, collection: str, ids: Sequence[str]) -> None:
-        self._writable()
-        shard = self._shard(collection)
-        ids = [check_point_id(i) for i in ids]
-        if shard is None or not ids:
-            return
-        self._check_free_space()
-        with self._disk_errors(f"deleting {len(ids)} points from {self.root / collection}"):
-            for start in range(0, len(ids), UPSERT_CHUNK):
-                shard.update(qe.UpdateOperation.delete_points(ids[start:start + UPSERT_CHUNK]))
-        self._wrote()
+    def _points(self, collection: str, ids: list[str], *, payload: bool, vector: str | None = None) -> list[Any]:
+        return self._open_shard_of(collection).retrieve(ids, with_payload=payload,
+                                                        with_vector=[vector] if vector else False)
 
-    # --- reads --------------------------------------------------------------------------------
+    def _apply(self, collection: str, changes: Changes) -> None:
+        shard = self._open_shard_of(collection)
+        if changes.new:
+            shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in changes.new]))
+        if changes.vectors:
+            shard.update(qe.UpdateOperation.update_vectors([qe.PointVectors(i, v) for i, v in changes.vectors]))
+        for i, p in changes.payloads:
+            shard.update(qe.UpdateOperation.overwrite_payload([i], p))
 
-    def ids_with_vector(self, collection: str, vector: str, ids: Sequence[str]) -> set[str]:
-        shard = self._shard(collection)
-        ids = [check_point_id(i) for i in ids]
-        if shard is None or vector not in self._dims[collection] or not ids:
-            return set()
-        found: set[str] = set()
-        for start in range(0, len(ids), SCROLL_PAGE):
-            chunk = ids[start : start + SCROLL_PAGE]
-            request = qe.ScrollRequest(
-                limit=len(chunk), filter=_edge_filter(filter_spec(ids=chunk, has_vector=vector)),
-                with_payload=False, with_vector=False,
-            )
-            points, _ = shard.scroll(request)
-            found.update(str(p.id) for p in points)
-        return found
+    def _remove(self, collection: str, ids: list[str]) -> None:
+        self._open_shard_of(collection).update(qe.UpdateOperation.delete_points(ids))
 
-    def count(self, collection: str, filter: SearchFilter | None = None, vector: str | None = None) -> int:
-        shard = self._shard(collection)
-        if shard is None or (vector is not None and vector not in self._dims[collection]):
-            return 0
-        return shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filter_spec(filter, has_vector=vector))))
+    def _page(
+        self, collection: str, spec: FilterSpec | None, offset: Any, size: int, *, payload: bool
+    ) -> tuple[list[Any], Any]:
+        request = qe.ScrollRequest(offset=offset, limit=size, filter=_edge_filter(spec), with_payload=payload,
+                                   with_vector=False)
+        return self._open_shard_of(collection).scroll(request)
 
+    def _count(self, collection: str, spec: FilterSpec | None) -> int:
+        return self._open_shard_of(collection).count(qe.CountRequest(exact=True, filter=_edge_filter(spec)))
+
+    @staticmethod
     def _request(
-        self, query: np.ndarray, vector_name: str, limit: int, spec: FilterSpec | None,
-        exact: bool, hnsw_ef: int | None, with_vectors: bool, payload: bool | list[str] = True,
+        request: Query, vector: np.ndarray, limit: int, spec: FilterSpec | None, with_vectors: bool,
+        payload: bool | list[str] = True,
     ) -> qe.QueryRequest:
         return qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(query.tolist(), using=vector_name),
+            query=qe.Query.Nearest(vector.tolist(), using=request.vector_name),
             filter=_edge_filter(spec),
-            params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
+            params=qe.SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact),
             with_payload=payload,
-            with_vector=[vector_name] if with_vectors else False,
+            with_vector=[request.vector_name] if with_vectors else False,
         )
 
-    def search(
-        self,
-        collection: str,
-        vector_name: str,
-        query: np.ndarray,
-        k: int = 10,
-        filter: SearchFilter | None = None,
-        group_by: str | None = None,
-        group_size: int = 1,
-        *,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-        with_vectors: bool = False,
-    ) -> list[Hit]:
-        vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef)
-        shard = self._shard(collection)
-        assert shard is not None  # _search_args found the vector, so the shard exists
-        if group_by is None:
-            request = self._request(vector, vector_name, k, filter_spec(filter), exact, hnsw_ef, with_vectors)
-            return [_hit(p, float(p.score), vector_name if with_vectors else None) for p in shard.query(request)]
+    def _query(self, request: Query, vector: np.ndarray) -> list[Any]:
+        query = self._request(request, vector, request.k, request.spec, request.with_vectors)
+        return self._open_shard_of(request.collection).query(query)
+
+    def _query_groups(self, request: Query, vector: np.ndarray, group_by: str, group_size: int) -> list[Hit]:
+        shard = self._open_shard_of(request.collection)
 
         def probe(limit: int, spec: FilterSpec | None) -> qe.QueryRequest:
             # Grouping needs only the group field; full payloads are read for the final hits alone.
-            return self._request(vector, vector_name, limit, spec, exact, hnsw_ef, False, [group_by])
+            return self._request(request, vector, limit, spec, False, [group_by])
 
-        groups = self._grouped(shard, probe, filter, group_by, k, group_size)
+        groups = self._grouped(shard, probe, request.filter, group_by, request.k, group_size)
         ids = [h.id for _, members in groups for h in members]
-        points = shard.retrieve(ids, with_payload=True, with_vector=[vector_name] if with_vectors else False)
-        full = {str(p.id): _hit(p, None, vector_name if with_vectors else None) for p in points}
+        out = request.vector_name if request.with_vectors else None
+        points = shard.retrieve(ids, with_payload=True, with_vector=[out] if out else False)
+        full = {str(p.id): hit_of(p, None, out) for p in points}
         return [
             Hit(h.id, h.score, full[h.id].payload, full[h.id].vector, value)
             for value, members in groups for h in members if h.id in full
@@ -776,7 +721,7 @@ class EdgeStore(VectorStore):
         `group_size` best hits. Points without the field belong to no group and are filtered out."""
 
         def run(limit: int, spec: FilterSpec | None) -> list[Hit]:
-            return [_hit(p, float(p.score)) for p in shard.query(probe(limit, spec))]
+            return [hit_of(p, float(p.score)) for p in shard.query(probe(limit, spec))]
 
         limit = max(GROUP_FETCH_START, 4 * k * group_size)
         hits = run(limit, filter_spec(filter, has_field=group_by))
@@ -811,77 +756,34 @@ class EdgeStore(VectorStore):
             for i, points in zip(short, shard.query_batch(qe.QueryBatchRequest(requests))):
                 value, members = groups[i]
                 seen = {h.id for h in members}
-                members = members + [_hit(p, float(p.score)) for p in points if str(p.id) not in seen]
+                members = members + [hit_of(p, float(p.score)) for p in points if str(p.id) not in seen]
                 members.sort(key=lambda h: -(h.score or 0.0))
                 groups[i] = (value, members[:group_size])
         return groups
 
-    def search_batch(
-        self,
-        collection: str,
-        vector_name: str,
-        queries: np.ndarray,
-        k: int = 10,
-        filter: SearchFilter | None = None,
-        *,
-        exact: bool = False,
-        hnsw_ef: int | None = None,
-    ) -> list[list[Hit]]:
-        matrix = self._batch_args(collection, vector_name, queries, k, hnsw_ef)
-        shard = self._shard(collection)
-        assert shard is not None
-        spec = filter_spec(filter)
-        requests = [self._request(q, vector_name, k, spec, exact, hnsw_ef, False) for q in matrix]
-        answers = shard.query_batch(qe.QueryBatchRequest(requests)) if requests else []
-        return [[_hit(p, float(p.score)) for p in points] for points in answers]
+    def _query_batch(self, request: Query, matrix: np.ndarray) -> list[list[Any]]:
+        spec = request.spec
+        requests = [self._request(request, q, request.k, spec, False) for q in matrix]
+        return self._open_shard_of(request.collection).query_batch(qe.QueryBatchRequest(requests))
 
-    def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
-        if vector_name is not None:
-            self._dim_of(collection, vector_name)
-        shard = self._shard(collection)
-        ids = [check_point_id(i) for i in ids]
-        if shard is None or not ids:
-            return []
-        points = shard.retrieve(ids, with_payload=True, with_vector=[vector_name] if vector_name else False)
-        by_id = {str(p.id): _hit(p, None, vector_name) for p in points}
-        return [by_id[i] for i in ids if i in by_id]
+    def _facet(self, collection: str, field: str, spec: FilterSpec | None, limit: int) -> list[tuple[str, int]]:
+        request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(spec))
+        return [(str(hit.value), int(hit.count)) for hit in self._open_shard_of(collection).facet(request).hits]
 
-    def scroll(self, collection: str, filter: SearchFilter | None = None, limit: int | None = None) -> Iterator[Hit]:
-        if limit is not None:
-            _check_positive(limit, "limit")
-        shard = self._shard(collection)
-        if shard is None:
-            return iter(())
-        edge_filter = _edge_filter(filter_spec(filter))
+    def _payload_indexes(self, collection: str) -> set[str]:
+        return set(self._open_shard_of(collection).info().payload_schema)
 
-        def fetch(offset: Any, size: int) -> tuple[list[Hit], Any]:
-            points, next_offset = shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=size, filter=edge_filter, with_payload=True, with_vector=False)
-            )
-            return [_hit(p, None) for p in points], next_offset
-
-        return _paged(fetch, limit, SCROLL_PAGE)
-
-    def facet_counts(
-        self, collection: str, field: str, filter: SearchFilter | None = None, limit: int = FACET_LIMIT
-    ) -> dict[str, int]:
-        check_keyword_field(field, "facet field")
-        _check_positive(limit, "limit")
-        shard = self._shard(collection)
-        if shard is None:
-            return {}
-        request = qe.FacetRequest(field, limit=limit, exact=True, filter=_edge_filter(filter_spec(filter)))
-        try:
-            response = shard.facet(request)
-        except Exception as e:
-            if field in shard.info().payload_schema:
-                raise
-            raise MissingIndexError(
-                f"the {collection!r} shard of the embedded store {self.root} has no keyword index on {field!r} "
-                "(a build was interrupted while creating it): run `python -m embed build` again to add it"
-            ) from e
-        counts = [(str(hit.value), int(hit.count)) for hit in response.hits]
-        return dict(sorted(counts, key=lambda vc: (-vc[1], vc[0])))
+    def _info(self, collection: str) -> CollectionInfo:
+        info = self._open_shard_of(collection).info()
+        return CollectionInfo(
+            points=int(info.points_count),
+            segments=int(info.segments_count),
+            indexed_vectors=int(info.indexed_vectors_count),
+            payload_indexes={
+                k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in sorted(info.payload_schema.items())
+            },
+            vectors=dict(self._dims[collection]),
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -905,21 +807,6 @@ class EdgeStore(VectorStore):
         with self._disk_errors(f"flushing {self.root}"):
             for shard in self._shards.values():
                 shard.flush()
-
-    def info(self, collection: str) -> dict[str, Any]:
-        shard = self._shard(collection)
-        if shard is None:
-            return {}
-        info = shard.info()
-        return {
-            "segments": info.segments_count,
-            "points": info.points_count,
-            "indexed_vectors": info.indexed_vectors_count,
-            "payload_indexes": {
-                k: str(v.data_type).rsplit(".", 1)[-1].lower() for k, v in sorted(info.payload_schema.items())
-            },
-            "vectors": dict(self._dims[collection]),
-        }
 
     def close(self) -> None:
         if self._closed:

@@ -1,13 +1,13 @@
 """Search filters and grouping, written once and translated by each store.
 
 `SearchFilter` is what callers pass; `FilterSpec` is its engine-neutral form (field conditions,
-ids, a vector that must be present), which `index.edge_store` and `index.client_store` turn
-into their own filter objects. `group_hits` groups scored hits the way Qdrant's
+ids, a vector that must be present), which `translate` turns into an engine's filter object from
+the `FilterTerms` that `index.edge_store` and `index.client_store` give. `group_hits` groups scored hits the way Qdrant's
 `query_points_groups` does, for the engine that has no groups (the edge shard).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from index.schema import LINEAGE, RANK, SOURCE, SOURCES, SPLIT, check_keyword_fi
 from taxonomy import Rank
 
 if TYPE_CHECKING:
-    from index.store import Hit
+    from index.convert import Hit
 
 
 def _keys(value: object, what: str) -> tuple[str, ...]:
@@ -124,6 +124,39 @@ def filter_spec(
     if not must and not must_not and ids is None and has_vector is None and has_field is None:
         return None
     return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector, has_field)
+
+
+@dataclass(frozen=True)
+class FilterTerms:
+    """How one engine spells the parts of a filter."""
+
+    field: Callable[[str, Any], Any]  # (field, match) -> a field condition
+    match_value: Callable[[str], Any]
+    match_any: Callable[[list[str]], Any]
+    has_ids: Callable[[tuple[str, ...]], Any]
+    has_vector: Callable[[str], Any]
+    is_empty: Callable[[str], Any]
+    combine: Callable[[list[Any] | None, list[Any] | None], Any]  # (must, must_not) -> a filter
+
+
+def translate(spec: FilterSpec | None, terms: FilterTerms) -> Any:
+    """The engine's filter for `spec`, spelt with `terms`; None when nothing filters."""
+    if spec is None:
+        return None
+
+    def condition(name: str, values: tuple[str, ...]) -> Any:
+        match = terms.match_value(values[0]) if len(values) == 1 else terms.match_any(list(values))
+        return terms.field(name, match)
+
+    must: list[Any] = [condition(f, v) for f, v in spec.must]
+    if spec.ids is not None:
+        must.append(terms.has_ids(spec.ids))
+    if spec.has_vector is not None:
+        must.append(terms.has_vector(spec.has_vector))
+    must_not: list[Any] = [condition(f, v) for f, v in spec.must_not]
+    if spec.has_field is not None:
+        must_not.append(terms.is_empty(spec.has_field))
+    return terms.combine(must or None, must_not or None)
 
 
 def group_values(payload: dict[str, Any], group_by: str) -> list[str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from index.client_store import ClientStore
-from index.convert import as_matrix, check_point_id, image_payload, taxon_payload
+from index.convert import as_matrix, check_point_id, image_payload, taxon_payload, with_sources
 from index.edge_store import EdgeStore
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
 from index.records import ImageRecord, image_point_id
@@ -120,6 +120,38 @@ def test_taxon_payloads_stop_at_their_rank():
         taxon_payload(Taxon(CLOWNFISH, Rank.ORDER), "text")
     with pytest.raises(ValueError, match="no embedded text"):
         taxon_payload(Taxon(CLOWNFISH, Rank.SPECIES), " ")
+
+
+def test_hits_read_their_payload_back_as_typed_fields():
+    magpie = Lineage.from_ranks(["Animalia", "Chordata", "Aves", "Passeriformes", "Corvidae", "Pica", "hudsonia"],
+                                "black-billed magpie")
+    record = _record(magpie, split="val", source="inat", license="CC0")
+    image = Hit(record.id, 0.5, image_payload(record))
+    assert (image.lineage, image.rank, image.taxon, image.common_name) == (magpie, Rank.SPECIES, magpie.key(),
+                                                                         "black-billed magpie")
+    assert (image.path, image.sha256, image.split, image.source, image.license) == (
+        record.path, record.sha256, "val", "inat", "CC0")
+    assert (image.width, image.height, image.name, image.n_images, image.sources) == (3, 2, "", 0, None)
+    unlabelled = Hit(record.id, None, image_payload(_record(Lineage())))
+    assert (unlabelled.lineage, unlabelled.rank, unlabelled.taxon, unlabelled.split) == (Lineage(), None, "", "")
+    for taxon in (Taxon(magpie, Rank.SPECIES, 3), Taxon(magpie.truncate(Rank.FAMILY), Rank.FAMILY, 7),
+                  Taxon(CLOWNFISH.truncate(Rank.GENUS), Rank.GENUS, 4)):
+        hit = Hit("t", None, taxon_payload(taxon, "a photo.", ("catalog", "ncbi")))
+        assert hit.as_taxon() == taxon and (hit.name, hit.text, hit.sources) == (taxon.name, "a photo.",
+                                                                                 ("catalog", "ncbi"))
+        released = with_sources(hit, ["ncbi"], n_images=0)
+        assert released == {**hit.payload, "sources": ["ncbi"], "n_images": 0}
+        assert list(released) == list(hit.payload)  # the stored payload's field order is kept
+
+
+def test_the_back_ends_do_not_import_the_facade():
+    import ast
+
+    for name in ("vector_store", "edge_store", "client_store", "convert", "filters"):
+        tree = ast.parse((REPO / "index" / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert "index.store" not in imported, name
 
 
 @pytest.mark.parametrize("vectors, message", [

@@ -347,10 +347,10 @@ def test_retrieve_scroll_and_facets(shared):
 
 def test_info_reports_points_vectors_and_indexes(shared, request):
     info = shared.info(IMAGES)
-    assert (info["points"], info["vectors"]) == (len(RECORDS), {"demo": DIM})
+    assert (info.points, info.vectors) == (len(RECORDS), {"demo": DIM})
     # qdrant-client's local mode keeps no payload indexes; the edge shards and a server list them all.
     indexes = {} if "client" in request.node.callspec.id else {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
-    assert info["payload_indexes"] == indexes
+    assert info.payload_indexes == indexes
 
 
 def test_payloads_follow_the_spec(shared):

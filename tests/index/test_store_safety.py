@@ -63,8 +63,8 @@ def test_a_reader_gets_a_clear_error_and_a_writer_adds_the_missing_indexes(tmp_p
         with pytest.raises(MissingIndexError, match=rf"'images' shard .*{root}.* no keyword index on 'split'.*embed build"):
             store.facet_counts(IMAGES, "split")
         store.ensure_vector("demo", DIM)  # what every build does first
-        assert store.info(IMAGES)["payload_indexes"] == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
-        assert store.info(TAXA)["payload_indexes"] == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
+        assert store.info(IMAGES).payload_indexes == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
+        assert store.info(TAXA).payload_indexes == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
         splits = store.facet_counts(IMAGES, "split")
         assert splits == {"train": sum(r.split == "train" for r in RECORDS), "val": sum(r.split == "val" for r in RECORDS)}
     assert _indexes(root / IMAGES) == _indexes(root / TAXA) == set(KEYWORD_INDEX_FIELDS)
@@ -237,6 +237,6 @@ def test_a_full_disk_ends_with_a_clear_message_and_keeps_what_was_written(tiny_d
     with open_store(str(root)) as store:
         store.ensure_vector("demo", DIM, collections=(IMAGES,))
         assert store.count(IMAGES) == 20 and store.vector_names(IMAGES) == {"demo": DIM}
-        assert store.info(IMAGES)["payload_indexes"] == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
+        assert store.info(IMAGES).payload_indexes == {f: "keyword" for f in KEYWORD_INDEX_FIELDS}
         hit = store.search(IMAGES, "demo", IMAGE_VECTORS[3], k=1)[0]
         assert hit.id == RECORDS[3].id
