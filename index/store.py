@@ -26,13 +26,13 @@ import numpy as np
 from index.convert import as_matrix, as_queries, as_query, check_unique, image_payload, taxon_payload, taxon_point_id
 from index.filters import SearchFilter
 from index.records import ImageRecord
-from index.config import resolve_setting
 from index.schema import (
-    API_KEY_ENV, CATALOG_SOURCE, COLLECTIONS, DEFAULT_STORE, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, STORE_ENV, TAXA,
+    API_KEY_ENV, CATALOG_SOURCE, COLLECTIONS, IMAGES, MEMORY_LOCATION, REPLICATION_ENV, SHARDS_ENV, TAXA,
     URL_SCHEMES,
     check_collection, check_dim, check_keyword_field, check_vector_name,
 )
 from taxonomy.taxon import Taxon
+from toolkit.settings import DEFAULT_STORE, STORE_ENV, resolve_setting
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Imports run one way: taxonomy <- index <- embed <- ui; training uses taxonomy and embed."""
+"""Imports run one way: toolkit <- taxonomy <- index <- embed <- ui; training uses taxonomy and embed."""
 import json
 import subprocess
 import sys
@@ -7,6 +7,7 @@ import pytest
 
 HEAVY = ("torch", "open_clip", "streamlit")
 FORBIDDEN = {
+    "toolkit": ("torch", "open_clip", "streamlit", "tqdm", "taxonomy", "index", "embed", "training", "ui", "demo"),
     "taxonomy": ("torch", "open_clip", "streamlit", "index", "embed", "training", "ui", "demo"),
     "index": ("torch", "open_clip", "streamlit", "embed", "training", "ui", "demo"),
     "embed": ("streamlit", "training", "ui", "demo"),
