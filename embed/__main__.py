@@ -24,7 +24,7 @@ from embed.search_cli import add_search_parsers, validate_predict
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, RANK_LABELS, TEXT_TYPES, Rank
 from taxonomy.text import TEMPLATE_COUNT
 from toolkit.cli import API_KEY_ARG, DB_ARG, MODEL_ARG, STORE_ARG, setup_logging
-from toolkit.settings import MODEL_ENV, DEFAULT_MODEL, resolve_setting
+from toolkit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -177,12 +177,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = create_parser()
     args = parser.parse_args(argv)
     if args.command == "build":
-        args.model = resolve_setting(args.model, MODEL_ENV, DEFAULT_MODEL)
+        args.model = Settings.resolve(model=args.model).model
         _validate_build(parser, args)
     elif args.command == "predict":
         validate_predict(parser, args)
     elif args.command == "taxa":
-        args.model = resolve_setting(args.model, MODEL_ENV, DEFAULT_MODEL)
+        args.model = Settings.resolve(model=args.model).model
         _validate_taxa(parser, args)
     return args
 

@@ -5,7 +5,7 @@ import re
 
 from index.constants import DB_ACCEPTED, DB_URL_SCHEMES, SQLITE_PREFIX
 from index.errors import CatalogError
-from toolkit.settings import DB_ENV, DEFAULT_DB, resolve_setting
+from toolkit.settings import Settings, resolve_setting
 
 __all__ = ["CatalogLocationError", "resolve_db_url", "resolve_setting"]
 
@@ -29,7 +29,7 @@ def resolve_db_url(flag: str | None = None) -> str:
         CatalogLocationError: a value that is no SQLAlchemy URL, names an unknown database, or looks like a
             URL without its `://` (rather than create an SQLite file by that name).
     """
-    value = resolve_setting(flag, DB_ENV, DEFAULT_DB)
+    value = Settings.resolve(db=flag).db
     if "://" not in value:
         if _URL_TYPO.match(value):
             raise CatalogLocationError(value, f"a database URL needs '://' after its kind (./{value} names a file)")

@@ -32,7 +32,7 @@ from index.schema import (
     check_collection, check_dim, check_keyword_field, check_vector_name,
 )
 from taxonomy.taxon import Taxon
-from toolkit.settings import DEFAULT_STORE, STORE_ENV, resolve_setting
+from toolkit.settings import Settings, resolve_setting
 
 logger = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def _paged(fetch: Callable[[Any, int], tuple[list[Hit], Any]], limit: int | None
 
 def resolve_store_location(flag: str | None = None) -> str:
     """`--store`, else `$TOL_STORE`, else `./var/qdrant` (SPEC §7); blank values count as unset."""
-    return resolve_setting(flag, STORE_ENV, DEFAULT_STORE)
+    return Settings.resolve(store=flag).store
 
 
 def canonical_location(location: str) -> str:

@@ -52,7 +52,3 @@ class StoreOptions:
     store: str | None = None
     db: str | None = None
     api_key: str | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return Settings.resolve(self.store, self.db, self.model)
