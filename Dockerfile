@@ -3,6 +3,7 @@ FROM python:3.11-slim
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
+COPY toolkit toolkit
 COPY taxonomy taxonomy
 COPY index index
 COPY embed embed

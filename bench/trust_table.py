@@ -20,13 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import git_commit  # noqa: E402
-from embed.constants import DEFAULT_MODEL, ENV_MODEL  # noqa: E402
 from embed.search import SearchService  # noqa: E402
 from index.catalog import Catalog  # noqa: E402
-from index.config import resolve_setting  # noqa: E402
 from index.schema import IMAGES  # noqa: E402
 from index.store import open_store  # noqa: E402
 from taxonomy import Rank  # noqa: E402
+from toolkit.settings import Settings  # noqa: E402
 
 NONE = "none"
 
@@ -40,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model")
     args = parser.parse_args(argv)
     thresholds = [float(p) for p in args.p.split(",")]
-    model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
-    with Catalog(args.db) as catalog, open_store(args.store) as store:
+    settings = Settings.resolve(args.store, args.db, args.model)
+    with Catalog(settings.db) as catalog, open_store(settings.store) as store:
         records = [r for r in catalog.images() if r.split == args.split and not r.lineage.is_empty]
-        service = SearchService(store, catalog, model)
+        service = SearchService(store, catalog, settings.model)
         hits = {h.id: h.vector for h in store.retrieve(IMAGES, [r.id for r in records], service.vector_name)}
         records = [r for r in records if hits.get(r.id) is not None]
         found = service.identify_vectors(np.stack([hits[r.id] for r in records]))
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("| " + " | ".join([f"{p:g}", *[f"{s:.1f}" for s in shares], f"{accuracy:.1f}"]) + " |")
         print(json.dumps({"bench": "trust_table", "split": args.split, "images": len(records), "p": p,
                           "share_pct": dict(zip([*[r.label for r in Rank], NONE], [round(s, 1) for s in shares])),
-                          "right_pct_of_answered": round(accuracy, 1), "model": model, "commit": git_commit()}),
+                          "right_pct_of_answered": round(accuracy, 1), "model": settings.model, "commit": git_commit()}),
               file=sys.stderr)
     print(f"{len(records)} {args.split} images, share answered at each rank (%), right among the answered (%)")
     print("\n".join(lines))

@@ -14,9 +14,7 @@ from demo.constants import (
     DEFAULT_UI_PORT, DEFAULT_WORKDIR, DEFAULT_PER_SPECIES, DEFAULT_SEED, DEFAULT_SIZE, DEFAULT_SPECIES, MAX_SIZE, MIN_SIZE, SHEET_FAMILIES,
     SHEET_PER_ROW,
 )
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
+from toolkit.cli import setup_logging
 
 def add_collection_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The collection's settings, shared by the chain and `collection`."""
@@ -74,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the arguments; problems exit with status 2 and a message naming the allowed values."""
     parser = create_parser()
     args = parser.parse_args(argv)
+    if args.command is None and args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")  # as `python -m training train` says
     if args.command in ("collection", None):
         if args.species < 1:
             parser.error(f"collection: --species must be at least 1, got {args.species}")
@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     if args.command is None:
         from demo.chain import ChainOptions, run_chain
 

@@ -1,6 +1,8 @@
 """`python -m demo`: the whole chain offline, each step the same command a user would type.
 
-collection -> tiny model -> build -> evaluation -> UI. Every step is skipped when its output is
+collection -> tiny model -> build -> evaluation -> UI. Each step shows its command line and calls the
+package's function that the command runs, with the same values (`demo.commands.write_collection`,
+`training.main.train`, `embed.commands.build`, `training.eval_cli.evaluate_and_report`). Every step is skipped when its output is
 already there for the same settings, and the training and the build resume after a crash, so a
 second run costs seconds and an interrupted one loses nothing.
 """
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from demo.constants import DEMO_MODEL_NAME, DEMO_TRAIN_CONFIG, UI_SCRIPT
+from toolkit.settings import DB_ENV, MODEL_ENV, STORE_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,12 @@ class ChainPaths:
 
     def environment(self) -> dict[str, str]:
         """What the UI and the CLIs need to find this store, catalog and model."""
-        return {"TOL_STORE": str(self.store), "TOL_DB": str(self.db), "TOL_MODEL": str(self.model)}
+        return {STORE_ENV: str(self.store), DB_ENV: str(self.db), MODEL_ENV: str(self.model)}
+
+
+def _command(command: list[str], values: dict) -> list[str]:
+    """The command line a user would type for `values` (keyword arguments of the function the step calls)."""
+    return [*command, *(part for key, value in values.items() for part in (f"--{key.replace('_', '-')}", str(value)))]
 
 
 def _step(title: str, argv: list[str]) -> None:
@@ -77,15 +85,15 @@ def _write_settings(folder: Path, settings: dict) -> None:
 def make_collection(options: ChainOptions, paths: ChainPaths) -> None:
     settings = {"species": options.species, "per_species": options.per_species, "size": options.size,
                 "seed": options.seed}
-    argv = ["python", "-m", "demo", "collection", "--out", str(paths.collection), "--species", str(options.species),
-            "--per-species", str(options.per_species), "--size", str(options.size), "--seed", str(options.seed)]
-    _step("1/5 demo collection: imaginary organisms on real NCBI taxa", argv)
+    values = {"out": paths.collection, **settings}
+    _step("1/5 demo collection: imaginary organisms on real NCBI taxa",
+          _command(["python", "-m", "demo", "collection"], values))
     if _settings_match(paths.collection, settings) and paths.catalog.is_file():
         print("already there for these settings", file=sys.stderr)
         return
-    from demo.__main__ import main as demo_main
+    from demo.commands import write_collection
 
-    demo_main(argv[3:])
+    write_collection(**values)
     _write_settings(paths.collection, settings)
 
 
@@ -103,38 +111,41 @@ def _run_config() -> dict:
 def train_model(options: ChainOptions, paths: ChainPaths) -> None:
     settings = {"collection": json.loads((paths.collection / MANIFEST).read_text()), "epochs": options.epochs,
                 "config": _run_config()}
-    argv = ["python", "-m", "training", "train", "--config", DEMO_TRAIN_CONFIG, "--catalog", str(paths.catalog),
-            "--images", str(paths.images), "--out", str(paths.run), "--device", "cpu",
-            "--zeroshot-every", "0"]  # step 4 evaluates the final model
+    values: dict = {"catalog": str(paths.catalog), "images": str(paths.images), "out": str(paths.run),
+                    "device": "cpu", "zeroshot_every": 0}  # step 4 evaluates the final model
     if options.epochs is not None:
-        argv += ["--epochs", str(options.epochs)]
-    _step("2/5 train the tiny model on the CPU (BioCLIP's recipe, mixed text types)", argv)
+        values["epochs"] = options.epochs
+    _step("2/5 train the tiny model on the CPU (BioCLIP's recipe, mixed text types)",
+          _command(["python", "-m", "training", "train", "--config", DEMO_TRAIN_CONFIG], values))
     if _settings_match(paths.model, settings):
         print(f"already trained: {paths.model}", file=sys.stderr)
         return
     from training.checkpoint import latest_checkpoint
 
     if _settings_match(paths.run, settings) and latest_checkpoint(paths.run).is_file():
-        argv.append("--resume")  # an earlier run of the same settings was interrupted
+        values["resume"] = True  # an earlier run of the same settings was interrupted
     else:
         shutil.rmtree(paths.run, ignore_errors=True)
         paths.run.mkdir(parents=True)
         _write_settings(paths.run, settings)
-    from training.main import main as train
+    from training.main import train
+    from training.params import make_config
 
-    result = train(argv[3:])
+    result = train(make_config(DEMO_TRAIN_CONFIG, **values))
     shutil.rmtree(paths.model, ignore_errors=True)
     shutil.copytree(result.model_dir, paths.model)  # the folder's name starts the model's vector name
     _write_settings(paths.model, settings)
 
 
 def build_index(paths: ChainPaths) -> None:
-    argv = ["python", "-m", "embed", "build", "--catalog", str(paths.catalog), "--images", str(paths.images),
-            "--model", str(paths.model), "--store", str(paths.store), "--db", str(paths.db)]
-    _step("3/5 embed every image and every taxon into Qdrant (embedded engine)", argv)
-    from embed.__main__ import main as embed_main
+    values = {"catalog": str(paths.catalog), "images": str(paths.images), "model": str(paths.model),
+              "store": str(paths.store), "db": str(paths.db)}
+    _step("3/5 embed every image and every taxon into Qdrant (embedded engine)",
+          _command(["python", "-m", "embed", "build"], values))
+    from embed.build import BuildOptions
+    from embed.commands import build
 
-    code = embed_main(argv[3:])
+    code = build(BuildOptions(**values))
     if code:
         raise SystemExit(code)
 
@@ -143,9 +154,10 @@ def evaluate(paths: ChainPaths) -> None:
     argv = ["python", "-m", "training", "eval", "--model", str(paths.model), "--catalog", str(paths.catalog),
             "--images", str(paths.images), "--split", "val", "--shots", "0", "--format", "markdown"]
     _step("4/5 zero-shot top-1 on held-out images, at every rank", argv)
-    from training.__main__ import main as training_main
+    from training.eval_cli import EvalConfig, evaluate_and_report
 
-    training_main(argv[3:])
+    evaluate_and_report(EvalConfig(models=(str(paths.model),), images=str(paths.images), catalog=str(paths.catalog),
+                                   split="val", shots=(0,), format="markdown"))
 
 
 def serve(options: ChainOptions, paths: ChainPaths) -> int:

@@ -11,7 +11,6 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from demo.constants import (
 from demo.traits import keyed_rng
 from taxonomy import Lineage, Rank
 from taxonomy.columns import CANONICAL_COLUMNS
+from toolkit.cli import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

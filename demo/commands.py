@@ -4,31 +4,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from pathlib import Path
+
+from toolkit.cli import ProgressBars
 
 logger = logging.getLogger(__name__)
 
 
-@contextmanager
-def tqdm_progress(description: str) -> Iterator[Callable[[float, str], None]]:
-    """A `progress(fraction, message)` callback drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
-
-    steps = 1000  # the callback gives fractions; a thousand steps are fine enough for a bar
-    with tqdm(total=steps, desc=description, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
-        def update(fraction: float, message: str) -> None:
-            bar.update(round(fraction * steps) - bar.n)
-            bar.set_postfix_str(message, refresh=False)
-
-        yield update
-
-
 def collection(args: argparse.Namespace) -> int:
+    return write_collection(args.out, args.species, args.per_species, args.size, args.seed)
+
+
+def write_collection(out: Path, species: int, per_species: int, size: int, seed: int) -> int:
+    """`python -m demo collection`: the collection under a progress bar, then its paths as JSON on stdout."""
     from demo.collection import make_collection
 
-    with tqdm_progress("demo collection") as progress:
-        paths = make_collection(args.out, args.species, args.per_species, args.size, args.seed, progress)
+    # The callback gives fractions; a thousand steps are fine enough for a bar.
+    with ProgressBars("demo collection", 1000, show_message=True,
+                      bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as progress:
+        paths = make_collection(out, species, per_species, size, seed, progress)
     print(json.dumps({"catalog": str(paths.catalog), "images": str(paths.images)}))
     return 0
 

@@ -5,29 +5,12 @@ below (module `__getattr__`, as pybioclip does).
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from toolkit.lazy import lazy_exports
 
-_EXPORTS = {
-    "load_model": "embed.models",
-    "LoadedModel": "embed.models",
-    "model_vector_name": "embed.models",
-    "resolve_spec": "embed.models",
-    "save_model_folder": "embed.models",
-    "ModelUnavailableError": "embed.models",
-    "Encoder": "embed.encoder",
-    "BuildOptions": "embed.build",
-    "BuildSummary": "embed.build",
-    "run_build": "embed.build",
-    "list_configs": "embed.configs",
-    "load_config": "embed.configs",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'embed' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "embed.models": ("load_model", "LoadedModel", "model_vector_name", "resolve_spec", "save_model_folder",
+                     "ModelUnavailableError"),
+    "embed.encoder": ("Encoder",),
+    "embed.build": ("BuildOptions", "BuildSummary", "run_build"),
+    "embed.configs": ("list_configs", "load_config"),
+})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,16 +16,15 @@ from embed.constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
     DEFAULT_HIGHER_RANK_VECTORS,
-    DEFAULT_MODEL,
     DEVICES,
     HIGHER_RANK_VECTORS,
-    ENV_DB,
-    ENV_MODEL,
-    ENV_STORE,
 )
+from embed.device import is_device
 from embed.search_cli import add_search_parsers, validate_predict
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, RANK_LABELS, TEXT_TYPES, Rank
 from taxonomy.text import TEMPLATE_COUNT
+from toolkit.cli import API_KEY_ARG, DB_ARG, MODEL_ARG, STORE_ARG, setup_logging
+from toolkit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +33,8 @@ SHARDS_UNSUPPORTED = (
     "to index their images, extract the shards into a folder and pass --images DIR "
     "(with --catalog CSV for the labels)"
 )
-_DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
-# Arguments shared by several subcommands, as pybioclip's `device_arg`/`model_arg`.
-STORE_ARG: dict[str, Any] = {
-    "metavar": "PATH|URL",
-    "help": f"Qdrant store: a folder for the embedded engine, or a server URL (default: ${ENV_STORE}, "
-            "else ./var/qdrant)",
-}
-API_KEY_ARG: dict[str, Any] = {"metavar": "KEY", "help": "API key of a Qdrant server"}
-DB_ARG: dict[str, Any] = {
-    "metavar": "URL",
-    "help": f"catalog SQLAlchemy URL or SQLite file (default: ${ENV_DB}, else ./var/catalog.db)",
-}
-MODEL_ARG: dict[str, Any] = {
-    "metavar": "SPEC",
-    "help": f"open_clip model spec: hf-hub:ORG/REPO, a model folder, tol-tiny, or a built-in name "
-            f"(default: ${ENV_MODEL}, else {DEFAULT_MODEL})",
-}
+# Arguments shared by several subcommands (`toolkit.cli`: --store, --db, --model, --api-key).
 DEVICE_ARG: dict[str, Any] = {
     "default": DEFAULT_DEVICE,
     "metavar": "|".join(DEVICES),
@@ -159,7 +141,11 @@ def _validate_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be 0 or more, got {args.workers}")
-    if not _DEVICE_PATTERN.match(args.device):
+    _validate_device(parser, args)
+
+
+def _validate_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not is_device(args.device):
         parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
 
 
@@ -170,8 +156,7 @@ def _validate_taxa(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
                      "to rename a set use --rename OLD NEW")
     if not 1 <= args.templates <= TEMPLATE_COUNT:
         parser.error(f"--templates must be from 1 to {TEMPLATE_COUNT}, got {args.templates}")
-    if not _DEVICE_PATTERN.match(args.device):
-        parser.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    _validate_device(parser, args)
     ranks = tuple(Rank)
     if args.ranks is not None:
         try:
@@ -186,50 +171,25 @@ def _validate_taxa(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and check; fills --model from $TOL_MODEL (flags > environment > defaults).
 
-    --db and --store keep None when not given: the index package resolves them the same way
-    for every tool (`index.config.resolve_db_url`, the store's location resolver).
+    --db and --store keep None when not given: `toolkit.settings.Settings` resolves them the same
+    way for every tool where the store and the catalog are opened.
     """
-    from index.config import resolve_setting
-
     parser = create_parser()
     args = parser.parse_args(argv)
     if args.command == "build":
-        args.model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
+        args.model = Settings.resolve(model=args.model).model
         _validate_build(parser, args)
     elif args.command == "predict":
         validate_predict(parser, args)
     elif args.command == "taxa":
-        args.model = resolve_setting(args.model, ENV_MODEL, DEFAULT_MODEL)
+        args.model = Settings.resolve(model=args.model).model
         _validate_taxa(parser, args)
     return args
 
 
-class _QuietLibraries(logging.Filter):
-    """open_clip logs every step of model creation on the root logger at INFO: keep its warnings only."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "open_clip" not in record.pathname
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """The only place handlers are configured: messages go to stderr, results to stdout.
-
-    Leaves logging alone when the caller configured it already (`python -m demo` calls `main`).
-    """
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    if not verbose:
-        handler.addFilter(_QuietLibraries())
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO, quiet_libraries=not args.verbose)
     from embed import commands
 
     return commands.run(args)

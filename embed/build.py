@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from embed.constants import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DEVICE,
-    DEFAULT_MODEL,
     DEFAULT_TEXT_BATCH_SIZE,
     MAX_DEFAULT_WORKERS,
     PREFETCH_FACTOR,
@@ -33,6 +32,9 @@ from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
 from index.records import ImageRecord, IngestSummary, Problem
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, validate_text_type
 from taxonomy.taxon import Taxon
+from toolkit.cli import Progress, chunks
+from toolkit.cli import report as report_progress  # progress(fraction, Step): `images: 128/480 img`
+from toolkit.settings import StoreOptions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,17 +45,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-
 
 @dataclass(frozen=True)
-class BuildOptions:
+class BuildOptions(StoreOptions):
     """What `python -m embed build` was asked to do; `db`/`store` None = environment, then default."""
 
-    model: str = DEFAULT_MODEL
-    store: str | None = None
-    db: str | None = None
-    api_key: str | None = None
     catalog: str | None = None  # a CSV to ingest first (needs `images`)
     images: str | None = None  # an images root to ingest first
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -108,27 +104,6 @@ class _Counts:
     seconds: float = 0.0
 
 
-def progress_message(stage: str, done: int, total: int, unit: str) -> str:
-    """`images: 128/480 img`: the message format the CLI's progress bars read (`parse_progress`)."""
-    return f"{stage}: {done}/{total} {unit}"
-
-
-def parse_progress(message: str) -> tuple[str, int, int, str] | None:
-    """The inverse of `progress_message`, or None for a plain message."""
-    stage, sep, rest = message.partition(": ")
-    counts, _, unit = rest.partition(" ")
-    done, slash, total = counts.partition("/")
-    if not sep or not slash or not done.isdigit() or not total.isdigit():
-        return None
-    return stage, int(done), int(total), unit
-
-
-def report_progress(progress: Progress | None, stage: str, done: int, total: int, unit: str) -> None:
-    """Call `progress` (when given) with the fraction done and a `progress_message`."""
-    if progress is not None:
-        progress(done / total if total else 1.0, progress_message(stage, done, total, unit))
-
-
 def cpu_cores() -> int:
     """Cores this process may run on (the affinity mask, which containers and taskset narrow)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -152,11 +127,6 @@ def set_cpu_threads(workers: int) -> int:
     threads = max(1, cpu_cores() - workers)
     torch.set_num_threads(threads)
     return threads
-
-
-def _chunks(items: Sequence[Taxon], size: int) -> Iterator[Sequence[Taxon]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def embed_images(
@@ -277,7 +247,7 @@ def embed_taxa(
 ) -> int:
     """Template-averaged text vectors of `taxa`, written chunk by chunk; `sources(chunk)` their `sources`."""
     done = 0
-    for chunk in _chunks(list(taxa), TAXA_PER_CHUNK):
+    for chunk in chunks(list(taxa), TAXA_PER_CHUNK):
         vectors = encoder.encode_taxa(chunk, text_type)
         texts = [t.text(text_type) for t in chunk]
         store.upsert_taxa(encoder.vector_name, chunk, texts, vectors, sources(chunk) if sources else None)
@@ -297,7 +267,7 @@ def run_build(
 
     Args:
         options: what to build, where.
-        progress: called with (fraction, message) per batch; see `progress_message`.
+        progress: called with (fraction, message) per batch; the message is a `toolkit.cli.Step`.
         loaded: an already loaded model for `options.model` (tests, notebooks); loaded here otherwise.
         store, catalog: an open `index.store.VectorStore` / `index.catalog.Catalog` to use instead of
             opening `options.store` / `options.db` (a `":memory:"` store lives only as long as its object).

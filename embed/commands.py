@@ -8,53 +8,43 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from embed.build import BuildOptions, BuildSummary, parse_progress, run_build
+from embed.build import BuildOptions, BuildSummary, run_build
+from toolkit.cli import Progress, ProgressBars, format_table
+from toolkit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
-_BAR_UNITS = ("img", "taxa")  # stages shown as bars; others are logged once
 _MAX_LISTED_FAILURES = 20
 
 
-class TqdmProgress:
-    """Adapts the services' `progress(fraction, message)` to one tqdm bar per stage (rate, time left)."""
+def _with_progress(command: str, interrupted: str, work: Callable[[Progress], str]) -> int:
+    """Run `work(progress)` under progress bars, then print the text it returns; the errors a user can
+    fix are one line on stderr (exit 1), an interrupt says what `interrupted` says (exit 130)."""
+    from embed.models import ModelUnavailableError
+    from index.catalog import CatalogError
+    from index.store import StoreError
 
-    def __init__(self, disable: bool = False) -> None:
-        self.disable = disable
-        self._bar = None
-        self._stage = ""
-
-    def __call__(self, fraction: float, message: str) -> None:
-        from tqdm import tqdm
-
-        step = parse_progress(message)
-        if step is None:
-            logger.info("%s", message)
-            return
-        stage, done, total, unit = step
-        if stage != self._stage:
-            self.close()
-            self._stage = stage
-            if unit in _BAR_UNITS:
-                self._bar = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, disable=self.disable,
-                                 dynamic_ncols=True)
-            else:
-                logger.info("%s ...", stage)
-        if self._bar is not None:
-            self._bar.update(done - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    progress = ProgressBars(log=logger)
+    try:
+        text = work(progress)
+    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError, CatalogError) as e:
+        progress.close()
+        logger.error("%s failed: %s", command, e)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        progress.close()
+        logger.error("%s interrupted: %s", command, interrupted)
+        return EXIT_INTERRUPTED
+    progress.close()
+    print(text)
+    return EXIT_OK
 
 
 def format_summary(summary: BuildSummary) -> str:
@@ -83,51 +73,30 @@ def format_summary(summary: BuildSummary) -> str:
 
 
 def build_command(args: argparse.Namespace) -> int:
-    from embed.models import ModelUnavailableError
-    from index.catalog import CatalogError
-    from index.store import StoreError
-
-    options = BuildOptions(
+    return build(BuildOptions(
         model=args.model, store=args.store, db=args.db, api_key=args.api_key, catalog=args.catalog,
         images=args.images, batch_size=args.batch_size, workers=args.workers, device=args.device,
         text_type=args.text_type,
-    )
-    progress = TqdmProgress()
-    try:
-        summary = run_build(options, progress=progress)
-    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError, CatalogError) as e:
-        progress.close()
-        logger.error("build failed: %s", e)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        progress.close()
-        logger.error("build interrupted: finished batches are kept; run the same command again to resume")
-        return EXIT_INTERRUPTED
-    progress.close()
-    print(format_summary(summary))
-    return EXIT_OK
+    ))
+
+
+def build(options: BuildOptions) -> int:
+    """`python -m embed build` for `options`: progress bars, then the summary on stdout; the exit status."""
+    return _with_progress("build", "finished batches are kept; run the same command again to resume",
+                          lambda progress: format_summary(run_build(options, progress=progress)))
 
 
 def status_command(args: argparse.Namespace) -> int:
     from embed.models import model_vector_name
+    from embed.service import open_store_for_status
     from embed.status import collect_status, format_status
     from index.catalog import Catalog, CatalogError
-    from index.schema import MEMORY_LOCATION
-    from index.store import StoreError, canonical_location, open_store, resolve_store_location
 
-    location = canonical_location(resolve_store_location(args.store))
-    store, store_error = None, ""
-    is_folder = "://" not in location and location != MEMORY_LOCATION
-    if is_folder and not Path(location).expanduser().exists():
-        store_error = "no store there yet (run `python -m embed build`)"
-    else:
-        try:
-            store = open_store(location, args.api_key, read_only=True)
-        except StoreError as e:
-            store_error = str(e)
+    settings = Settings.resolve(args.store, args.db)  # --model here picks a model to show, not a default
+    store, store_error, location = open_store_for_status(settings, args.api_key)
     model = model_vector_name(args.model) if args.model else None
     try:
-        with Catalog(args.db) as catalog:
+        with Catalog(settings.db) as catalog:
             report = collect_status(catalog, store, model=model, store_error=store_error, location=location)
     except CatalogError as e:
         logger.error("status failed: %s", e)
@@ -185,56 +154,39 @@ def format_set_list(listings) -> str:
     if not listings:
         return "no taxa in the store yet (python -m embed build, or python -m embed taxa --ncbi CLADE)"
     header = ["set", "kind", *RANK_LABELS, "total", "model", "from"]
-    rows = [[item.name, item.kind or "?", *(str(item.per_rank.get(r, 0)) for r in RANK_LABELS), str(item.total),
-             item.model, " ".join(item.arguments)] for item in listings]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in [header, *rows])
+    rows = [dict(zip(header, [item.name, item.kind or "?", *(str(item.per_rank.get(r, 0)) for r in RANK_LABELS),
+                              str(item.total), item.model, " ".join(item.arguments)])) for item in listings]
+    return format_table(rows, header)
 
 
 def taxa_command(args: argparse.Namespace) -> int:
     from embed import reference
-    from embed.models import ModelUnavailableError
-    from index.catalog import CatalogError
-    from index.store import StoreError
 
     options = reference.TaxaOptions(
         model=args.model, store=args.store, db=args.db, api_key=args.api_key, name=args.name, ranks=args.ranks,
         device=args.device, text_type=args.text_type, templates=args.templates, higher_ranks=args.higher_ranks,
     )
-    progress = TqdmProgress()
-    try:
+
+    def work(progress: Progress) -> str:
         if args.list:
             listings = reference.list_reference_sets(options)
-            print(json.dumps([asdict(item) for item in listings], indent=2) if args.format == "json"
-                  else format_set_list(listings))
-            return EXIT_OK
+            return (json.dumps([asdict(item) for item in listings], indent=2) if args.format == "json"
+                    else format_set_list(listings))
         if args.remove:
             released, removed = reference.remove_set(args.remove, options)
-            print(f"removed set {args.remove!r}: {removed} taxa deleted, {released} kept for the catalog or "
-                  "another set")
-            return EXIT_OK
+            return f"removed set {args.remove!r}: {removed} taxa deleted, {released} kept for the catalog or another set"
         if args.rename:
             count = reference.rename_set(args.rename[0], args.rename[1], options)
-            print(f"renamed set {args.rename[0]!r} to {args.rename[1]!r}: {count} taxa")
-            return EXIT_OK
+            return f"renamed set {args.rename[0]!r} to {args.rename[1]!r}: {count} taxa"
         if args.ncbi:
             summary = reference.add_ncbi(args.ncbi, options, progress)
         elif args.checklist:
             summary = reference.add_checklist(Path(args.checklist), options, progress)
         else:
             summary = reference.add_tol(Path(args.tol_embeddings), options, progress)
-    except (ValueError, FileNotFoundError, StoreError, ModelUnavailableError, CatalogError) as e:
-        progress.close()
-        logger.error("taxa failed: %s", e)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        progress.close()
-        logger.error("taxa interrupted: what was written stays; run the same command again to finish")
-        return EXIT_INTERRUPTED
-    progress.close()
-    print(format_set_summary(summary))
-    return EXIT_OK
+        return format_set_summary(summary)
+
+    return _with_progress("taxa", "what was written stays; run the same command again to finish", work)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

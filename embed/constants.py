@@ -1,15 +1,16 @@
-"""Every literal of the embed package: model ids, file names, batch sizes, env variables (SPEC §6-§7)."""
+"""Every literal of the embed package: model ids, file names, batch sizes, devices (SPEC §6-§7)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from toolkit.settings import DEFAULT_MODEL
+
 # Model specs (SPEC §7). `hf-hub:` and `local-dir:` are open_clip's own schemas, passed through unchanged.
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
-BIOCLIP_MODEL = "hf-hub:imageomics/bioclip"
+BIOCLIP_MODEL = DEFAULT_MODEL  # the default of --model and $TOL_MODEL (toolkit.settings) is BioCLIP
 BIOCLIP_2_MODEL = "hf-hub:imageomics/bioclip-2"
 TOL_TINY_MODEL = "tol-tiny"
-DEFAULT_MODEL = BIOCLIP_MODEL
 # Vector dimensions of Hub models whose config may not be reachable offline (a ToL import checks them).
 KNOWN_HUB_DIMS: dict[str, int] = {BIOCLIP_MODEL: 512, BIOCLIP_2_MODEL: 768}
 RANDOM_INIT_SEED = 0  # models without weights are seeded: a build and its resume agree
@@ -35,6 +36,7 @@ DEFAULT_TEXT_BATCH_SIZE = 256
 TAXA_PER_CHUNK = 128
 CPU_DEVICE = "cpu"
 CUDA_DEVICE = "cuda"
+AUTO_DEVICE = "auto"  # training's choice: cuda when torch sees a GPU, else cpu (embed.device.resolve_device)
 DEFAULT_DEVICE = CPU_DEVICE
 DEVICES: tuple[str, ...] = (CPU_DEVICE, CUDA_DEVICE)
 DEVICE_FORMS = "cpu, cuda or cuda:N"
@@ -43,11 +45,6 @@ DEVICE_FORMS = "cpu, cuda or cuda:N"
 # two decode (SPEC §8: CPU decoding is the ceiling of a GPU build). Capped to bound memory.
 MAX_DEFAULT_WORKERS = 16
 PREFETCH_FACTOR = 4
-
-# Environment variables (SPEC §7): a flag wins over these, these over the defaults.
-ENV_STORE = "TOL_STORE"
-ENV_DB = "TOL_DB"
-ENV_MODEL = "TOL_MODEL"
 
 # Reference taxa (`python -m embed taxa`, SPEC §2, §5, §7).
 NCBI_SET = "ncbi"  # the default set name of --ncbi; clades added under one name accumulate

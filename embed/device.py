@@ -1,11 +1,21 @@
-"""Which device a `--device` value names, checked against this machine before any model loads."""
+"""Which device a `--device` value names, checked against this machine before any model loads.
+
+One vocabulary for every command: `cpu`, `cuda`, `cuda:N`, and training's `auto` (cuda when torch
+sees a GPU). `is_device` checks the form without torch (argument parsing); `check_device` and
+`resolve_device` ask torch what this machine has.
+"""
 from __future__ import annotations
 
 import re
 
-from embed.constants import CPU_DEVICE, CUDA_DEVICE, DEVICE_FORMS
+from embed.constants import AUTO_DEVICE, CPU_DEVICE, CUDA_DEVICE, DEVICE_FORMS
 
 _DEVICE = re.compile(rf"^(?:{CPU_DEVICE}|{CUDA_DEVICE}(?::(\d+))?)$")
+
+
+def is_device(value: str) -> bool:
+    """`value` has the form cpu, cuda or cuda:N (whether this machine has it is not asked)."""
+    return _DEVICE.match(value) is not None
 
 
 def available_devices() -> list[str]:
@@ -14,6 +24,17 @@ def available_devices() -> list[str]:
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return [CPU_DEVICE, *(f"{CUDA_DEVICE}:{index}" for index in range(count))]
+
+
+def resolve_device(device: str, check: bool = True) -> str:
+    """`device`, with `auto` made `cuda` when torch sees a GPU, else `cpu`; checked (`check_device`) when `check`."""
+    if device == AUTO_DEVICE:
+        import torch
+
+        device = CUDA_DEVICE if torch.cuda.is_available() else CPU_DEVICE
+    if check:
+        check_device(device)
+    return device
 
 
 def check_device(device: str) -> None:

@@ -105,6 +105,40 @@ def _local_folder(spec: str) -> Path | None:
 
 
 @dataclass(frozen=True)
+class ParsedSpec:
+    """What a spec's text names, read without torch, open_clip or the Hub: the one parser of model specs."""
+
+    spec: str  # as given, stripped
+    kind: str  # "hf-hub" | "folder" | "name" (a preset, an open_clip built-in name, or a model-config file)
+    name: str  # the Hub repo `ORG/REPO`, or the open_clip name before `:`
+    pretrained: str = ""  # after `NAME:`: a pretrained tag or a weights file
+    folder: Path | None = None  # the model folder
+
+    @property
+    def is_config_file(self) -> bool:
+        """A model-config JSON file (`training`: a model trained from scratch, registered under its stem)."""
+        return self.kind == "name" and Path(self.spec).suffix == ".json"
+
+
+def parse_spec(spec: str) -> ParsedSpec:
+    """Split a spec (SPEC §7) into its kind and parts, as open_clip's `parse_model_name` does.
+
+    Raises:
+        ValueError: an empty spec, naming the accepted forms.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise ValueError(f"empty model spec; expected {_accepted_forms()}")
+    if spec.startswith(HF_HUB_PREFIX):
+        return ParsedSpec(spec, "hf-hub", spec[len(HF_HUB_PREFIX):])
+    folder = _local_folder(spec)
+    if folder is not None:
+        return ParsedSpec(spec, "folder", folder.name, folder=folder)
+    name, _, pretrained = spec.partition(PRETRAINED_SEPARATOR)
+    return ParsedSpec(spec, "name", name, pretrained)
+
+
+@dataclass(frozen=True)
 class ModelIdentity:
     """Which weights a spec names, and the vector name they get in Qdrant (SPEC §5).
 
@@ -150,15 +184,12 @@ def model_identity(spec: str) -> ModelIdentity:
     Cheap: needs neither torch nor open_clip (a weights file is hashed once per process), so the
     UI and `status` can call it freely.
     """
-    spec = spec.strip()
-    if not spec:
-        raise ValueError(f"empty model spec; expected {_accepted_forms()}")
-    if spec.startswith(HF_HUB_PREFIX):
-        repo = spec[len(HF_HUB_PREFIX):].rstrip("/")
+    parsed = parse_spec(spec)
+    if parsed.kind == "hf-hub":
+        repo = parsed.name.rstrip("/")
         return ModelIdentity(repo.split("/")[-1].lower(), HF_HUB_PREFIX + repo)
-    folder = _local_folder(spec)
-    if folder is not None:
-        folder = folder.resolve()
+    if parsed.folder is not None:
+        folder = parsed.folder.resolve()
         weights = _weights_file(folder)
         if weights is None:
             _check_folder(folder)  # raises, naming what is missing
@@ -166,7 +197,7 @@ def model_identity(spec: str) -> ModelIdentity:
         # What training writes is `<run>/model`: the run's name says more than "model".
         base = folder.parent.name if folder.name == TRAINED_MODEL_FOLDER and folder.parent.name else folder.name
         return ModelIdentity(f"{_safe_name(base)}-{digest[:WEIGHTS_HASH_CHARS]}", f"sha256:{digest}")
-    name, _, pretrained = spec.partition(PRETRAINED_SEPARATOR)
+    name, pretrained = parsed.name, parsed.pretrained
     if not pretrained:
         return ModelIdentity(_safe_name(name), f"random:{name}:seed{RANDOM_INIT_SEED}")
     weights = Path(pretrained).expanduser()
@@ -190,7 +221,7 @@ def model_dim(spec: str) -> int | None:
     if resolved.kind == "hf-hub":
         return KNOWN_HUB_DIMS.get(resolved.spec.rstrip("/"))
     if resolved.kind == "folder":
-        folder = _local_folder(spec.strip())
+        folder = parse_spec(spec).folder
         assert folder is not None
         config = json.loads((folder / OPEN_CLIP_CONFIG_FILE).read_text())
         return int(config.get("model_cfg", config)["embed_dim"])
@@ -214,23 +245,21 @@ def resolve_spec(spec: str) -> ResolvedSpec:
         ValueError: an unknown spec, naming the accepted forms.
         FileNotFoundError: a folder without its config or weights, or a missing weights file.
     """
-    spec = spec.strip()
-    if not spec:
-        raise ValueError(f"empty model spec; expected {_accepted_forms()}")
-    if spec.startswith(HF_HUB_PREFIX):
-        repo = spec[len(HF_HUB_PREFIX):]
+    parsed = parse_spec(spec)
+    spec = parsed.spec
+    if parsed.kind == "hf-hub":
+        repo = parsed.name
         if repo.count("/") != 1 or not all(repo.split("/")):
             raise ValueError(f"bad Hugging Face Hub spec {spec!r}; expected {HF_HUB_PREFIX}ORG/REPO")
         return ResolvedSpec(spec, "hf-hub", spec)
-    folder = _local_folder(spec)
-    if folder is not None:
-        _check_folder(folder)
-        return ResolvedSpec(spec, "folder", LOCAL_DIR_PREFIX + str(folder.resolve()))
+    if parsed.folder is not None:
+        _check_folder(parsed.folder)
+        return ResolvedSpec(spec, "folder", LOCAL_DIR_PREFIX + str(parsed.folder.resolve()))
 
     import open_clip
 
     register_presets()
-    name, _, pretrained = spec.partition(PRETRAINED_SEPARATOR)
+    name, pretrained = parsed.name, parsed.pretrained
     if name not in open_clip.list_models():
         looks_like_path = "/" in spec or spec.startswith(".")
         hint = f" (no folder {spec!r} exists)" if looks_like_path else ""

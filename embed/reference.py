@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embed.build import opened, register_vector, report_progress
+from embed.build import opened, register_vector
 from embed.constants import (
     DEFAULT_DEVICE,
     DEFAULT_HIGHER_RANK_VECTORS,
-    DEFAULT_MODEL,
     DEFAULT_TEXT_BATCH_SIZE,
     HIGHER_RANK_VECTORS,
     MEAN_TEXT,
@@ -45,6 +44,9 @@ from index.schema import CATALOG_SOURCE, RANK, SOURCES, TAXA
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, RANK_LABELS, Rank, validate_text_type
 from taxonomy.taxon import Taxon, taxa_of
 from taxonomy.text import TEMPLATE_COUNT
+from toolkit.cli import Progress
+from toolkit.cli import report as report_progress
+from toolkit.settings import StoreOptions
 
 if TYPE_CHECKING:
     from embed.encoder import Encoder
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 # Vectors for the taxa about to be written: (their positions in the set's list, the taxa as written).
 VectorSource = Callable[[list[int], list[Taxon]], np.ndarray]
 
@@ -68,13 +69,9 @@ class ReferenceSetError(ValueError):
 
 
 @dataclass(frozen=True)
-class TaxaOptions:
+class TaxaOptions(StoreOptions):
     """What `python -m embed taxa` was asked to do; `store`/`db` None = environment, then default."""
 
-    model: str = DEFAULT_MODEL
-    store: str | None = None
-    db: str | None = None
-    api_key: str | None = None
     name: str | None = None  # None: the kind's default (`ncbi`, `tol-10m`, the checklist's stem)
     ranks: tuple[Rank, ...] = tuple(Rank)
     device: str = DEFAULT_DEVICE

@@ -15,60 +15,48 @@ then), and the exit status is 1; the other files are predicted.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from embed.constants import DEFAULT_MODEL, ENV_MODEL
 from embed.predict import (
     ERROR_COLUMN, FILE_NAME_COLUMN, METHOD_SUM, METHODS, label_columns, label_rows, pybioclip_columns, trust_columns,
     trust_row,
 )
 from taxonomy import RANK_LABELS, Rank
+from toolkit.cli import API_KEY_ARG, OUTPUT_FORMATS, chunks, format_table, positive_int, write_csv, write_rows
+from toolkit.settings import DEFAULT_MODEL, MODEL_ENV, Settings
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 COLLECTION_CHOICES: tuple[str, ...] = ("images", "taxa")
-SEARCH_FORMATS: tuple[str, ...] = ("table", "csv", "json")
-PREDICT_FORMATS: tuple[str, ...] = ("table", "csv", "json")
+SEARCH_FORMATS: tuple[str, ...] = OUTPUT_FORMATS
+PREDICT_FORMATS: tuple[str, ...] = OUTPUT_FORMATS
 DEFAULT_SEARCH_K = 10
 DEFAULT_PREDICT_K = 5
 DEFAULT_PREDICT_BATCH = 32  # images encoded, and identified by one matrix product, at a time
 ALL_TAXA = "all"
 PROJECT = "tree-of-life-search"
-DEFAULT_SCORE_DIGITS = 4
 
 IMAGE_COLUMNS: tuple[str, ...] = ("score", "name", "common_name", "split", "path")
 TAXON_COLUMNS: tuple[str, ...] = ("score", "rank", "name", "common_name", "n_images", "taxon")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
+    """--model, --store, --api-key, --db, --device: `toolkit.cli`'s, with what they mean for a search."""
     parser.add_argument("--model", metavar="SPEC",
-                        help=f"open_clip model spec whose vectors are searched (default: ${ENV_MODEL}, "
+                        help=f"open_clip model spec whose vectors are searched (default: ${MODEL_ENV}, "
                              f"else {DEFAULT_MODEL})")
     parser.add_argument("--store", metavar="PATH|URL",
                         help="Qdrant store: a folder or a server URL (default: $TOL_STORE, else ./var/qdrant)")
-    parser.add_argument("--api-key", metavar="KEY", help="API key of a Qdrant server")
+    parser.add_argument("--api-key", **API_KEY_ARG)
     parser.add_argument("--db", metavar="URL",
                         help="catalog SQLAlchemy URL or SQLite file, for the images' folders "
                              "(default: $TOL_DB, else ./var/catalog.db; not created when missing)")
@@ -99,9 +87,9 @@ def add_search_parsers(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--rank", choices=RANK_LABELS,
                         help="taxa: only this rank; images: only images labelled down to this rank")
     _add_filters(search)
-    search.add_argument("--per-species", type=_positive_int, metavar="N",
+    search.add_argument("--per-species", type=positive_int, metavar="N",
                         help="images: group by species, K species with up to N images each")
-    search.add_argument("--k", type=_positive_int, default=DEFAULT_SEARCH_K, metavar="N",
+    search.add_argument("--k", type=positive_int, default=DEFAULT_SEARCH_K, metavar="N",
                         help=f"results (default: {DEFAULT_SEARCH_K})")
     search.add_argument("--format", choices=SEARCH_FORMATS, default="table", help="output format")
     search.add_argument("--as-typed", action="store_true",
@@ -120,7 +108,7 @@ def add_search_parsers(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders")
     predict.add_argument("--rank", choices=RANK_LABELS,
                          help="rank of the predictions (default: species); with --trust the deepest rank considered")
-    predict.add_argument("--k", type=_positive_int, default=DEFAULT_PREDICT_K, metavar="N",
+    predict.add_argument("--k", type=positive_int, default=DEFAULT_PREDICT_K, metavar="N",
                          help=f"predictions per image (default: {DEFAULT_PREDICT_K})")
     predict.add_argument("--method", choices=METHODS, default=METHOD_SUM,
                          help=f"how probabilities are made (default: {METHOD_SUM})")
@@ -143,7 +131,7 @@ def add_search_parsers(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", metavar="FILE", help="write the results to FILE (default: stdout)")
     predict.add_argument("--log", metavar="FILE",
                          help="write a JSON provenance record to FILE (refused when FILE exists)")
-    predict.add_argument("--batch-size", type=_positive_int, default=DEFAULT_PREDICT_BATCH, metavar="N",
+    predict.add_argument("--batch-size", type=positive_int, default=DEFAULT_PREDICT_BATCH, metavar="N",
                          help=f"images encoded at a time (default: {DEFAULT_PREDICT_BATCH})")
     _add_common(predict)
 
@@ -211,34 +199,11 @@ def _load_file(path: str) -> Any:
     return open_image(file.parent if str(file.parent) else ".", file.name)
 
 
-class _Service:
-    """Opens store, catalog and the search service for a command, and closes them."""
+def _service(args: argparse.Namespace) -> Any:
+    """The search service of a command's --store, --db, --model, --api-key and --device (a `with` block)."""
+    from embed.service import search_service
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-
-    def __enter__(self) -> Any:
-        from embed.device import check_device
-        from embed.search import SearchService, open_catalog_if_exists
-        from index.config import resolve_setting
-        from index.store import open_store
-
-        spec = resolve_setting(self.args.model, ENV_MODEL, DEFAULT_MODEL)
-        check_device(self.args.device)  # before the store is opened or the model loads
-        self.store = open_store(self.args.store, self.args.api_key, read_only=True)
-        try:
-            self.catalog = open_catalog_if_exists(self.args.db)
-            return SearchService(self.store, self.catalog, spec, device=self.args.device)
-        except BaseException:
-            self.store.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self.catalog is not None:
-                self.catalog.close()
-        finally:
-            self.store.close()
+    return search_service(Settings.resolve(args.store, args.db, args.model), args.api_key, args.device)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -252,7 +217,7 @@ def run_search(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     """`python -m embed search`: prints the hits; 1 with a message on stderr when it cannot search."""
     out = out or sys.stdout
     try:
-        with _Service(args) as service:
+        with _service(args) as service:
             service.check_built(args.collection)  # before the model loads
             _resolve_clades(service, args)
             image = _load_file(args.image) if args.image else None
@@ -276,7 +241,7 @@ def run_search(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         json.dump(rows, out, indent=2)
         out.write("\n")
     elif args.format == "csv":
-        _write_csv(rows, list(rows[0]) if rows else ["id", "score"], out)
+        write_csv(rows, list(rows[0]) if rows else ["id", "score"], out)
     else:
         out.write(format_table(rows, ("#", *columns)) + "\n")
     if not hits:
@@ -333,11 +298,6 @@ def expand_inputs(paths: Sequence[str]) -> list[InputFile]:
     return out
 
 
-def _batches(files: Sequence[InputFile], size: int) -> Iterator[list[InputFile]]:
-    for start in range(0, len(files), size):
-        yield list(files[start:start + size])
-
-
 def _predict_rows(args: argparse.Namespace, service: Any, files: list[InputFile]) -> tuple[list[dict[str, Any]], int]:
     """The output rows of every file, and how many failed."""
     from embed.predict_inputs import read_bins, read_labels, read_subset
@@ -355,7 +315,7 @@ def _predict_rows(args: argparse.Namespace, service: Any, files: list[InputFile]
         candidates = service.candidates(args.method, search_filter, sets, subset)  # before any image is read
     rows: list[dict[str, Any]] = []
     failed = 0
-    for batch in _batches(files, args.batch_size):
+    for batch in chunks(files, args.batch_size):
         images, names = [], []
         for item in batch:
             try:
@@ -406,7 +366,7 @@ def run_predict(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     start = datetime.now().astimezone().isoformat(timespec="seconds")
     files = expand_inputs(args.images)
     try:
-        with _Service(args) as service:
+        with _service(args) as service:
             service.check_built("taxa")
             _resolve_clades(service, args)
             rows, failed = _predict_rows(args, service, files)
@@ -419,7 +379,7 @@ def run_predict(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         return EXIT_FAILED
     columns = _predict_columns(args) + ([ERROR_COLUMN] if failed else [])
     try:
-        write_rows(rows, columns, args.format, args.output, out or sys.stdout)
+        write_rows(rows, columns, args.format, args.output, out or sys.stdout, log=logger)
         if args.log:
             write_log(args, provenance, start, files, failed)
     except OSError as e:
@@ -429,34 +389,6 @@ def run_predict(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         logger.error("no image files among %s", " ".join(args.images))
         return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], format: str, output: str | None,
-               out: IO[str]) -> None:
-    """The rows in `format` to `output` (written whole, then renamed into place) or to `out`."""
-    if not output:
-        _format_rows(rows, columns, format, out)
-        return
-    target = Path(output).expanduser()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            _format_rows(rows, columns, format, f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    logger.info("%d rows written to %s", len(rows), output)
-
-
-def _format_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], format: str, out: IO[str]) -> None:
-    if format == "csv":
-        _write_csv(rows, columns, out)
-    elif format == "json":
-        json.dump([{c: row.get(c, "") for c in columns} for row in rows], out, indent=2)
-        out.write("\n")
-    else:
-        out.write(format_table(rows, columns) + "\n")
 
 
 def _version() -> str:
@@ -490,26 +422,3 @@ def write_log(args: argparse.Namespace, provenance: dict[str, Any], start: str, 
     with target.open("x", encoding="utf-8") as f:  # "x": never overwrite a record
         json.dump(record, f, indent=2)
         f.write("\n")
-
-
-# --- output -------------------------------------------------------------------------------------
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.{DEFAULT_SCORE_DIGITS}f}"
-    return "" if value is None else str(value)
-
-
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as an aligned text table; column `#` numbers them from 1."""
-    cells = [[str(i) if c == "#" else _cell(row.get(c)) for c in columns] for i, row in enumerate(rows, 1)]
-    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
-def _write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: IO[str]) -> None:
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)

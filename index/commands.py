@@ -8,36 +8,14 @@ from collections.abc import Callable
 
 from index.constants import EXIT_NOTHING_READ, EXIT_OK, EXIT_USAGE, INGEST_WORKERS, NO_VALUE_LABEL
 from index.records import CatalogStats, IngestSummary
+from toolkit.cli import ProgressBars, setup_logging
 
 logger = logging.getLogger(__name__)
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """The one place the CLI configures logging: to stderr, warnings unless `--verbose`."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
 
 
 def _error(message: str, code: int) -> int:
     print(f"index: error: {message}", file=sys.stderr)
     return code
-
-
-class TqdmProgress:
-    """Adapts the `progress(fraction, message)` callback to a tqdm bar on stderr."""
-
-    def __init__(self, total: int, description: str) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr, disable=None)
-        self._total = total
-
-    def __call__(self, fraction: float, message: str) -> None:
-        self._bar.update(round(fraction * self._total) - self._bar.n)
-
-    def close(self) -> None:
-        self._bar.close()
 
 
 def format_summary(summary: IngestSummary) -> list[str]:
@@ -79,7 +57,7 @@ def ingest(args: argparse.Namespace) -> int:
         return _error(str(e), EXIT_USAGE)
     except ValueError as e:
         return _error(str(e), EXIT_NOTHING_READ)
-    bar = TqdmProgress(len(collection.entries), "ingest")
+    bar = ProgressBars("ingest", len(collection.entries), "img", disable=None)
     try:
         with Catalog(args.db) as catalog:
             summary = catalog.ingest(collection, strict=args.strict, progress=bar,
@@ -111,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the parsed command; an unusable `--db` is one line on stderr, exit 2."""
     from index.errors import CatalogError
 
-    setup_logging(args.verbose)
+    setup_logging(logging.INFO if args.verbose else logging.WARNING)  # warnings unless --verbose
     try:
         return COMMANDS[args.command](args)
     except CatalogError as e:

@@ -1,11 +1,13 @@
 """Where things live: a flag wins over the environment, the environment over the default (SPEC §7)."""
 from __future__ import annotations
 
-import os
 import re
 
-from index.constants import DB_ACCEPTED, DB_ENV, DB_URL_SCHEMES, DEFAULT_DB_PATH, SQLITE_PREFIX
+from index.constants import DB_ACCEPTED, DB_URL_SCHEMES, SQLITE_PREFIX
 from index.errors import CatalogError
+from toolkit.settings import Settings, resolve_setting
+
+__all__ = ["CatalogLocationError", "resolve_db_url", "resolve_setting"]
 
 _URL_TYPO = re.compile(rf"^(?:[A-Za-z][A-Za-z0-9.-]*(?:\+\w+)?:|(?:{'|'.join(DB_URL_SCHEMES)})(?:\+\w+)?//)")
 
@@ -18,14 +20,6 @@ class CatalogLocationError(CatalogError, ValueError):
         self.value, self.reason = value, reason
 
 
-def resolve_setting(flag: str | None, env_var: str, default: str | None) -> str | None:
-    """The first of `flag`, `$env_var` and `default` that is set and not blank."""
-    for value in (flag, os.environ.get(env_var)):
-        if value is not None and value.strip():
-            return value.strip()
-    return default
-
-
 def resolve_db_url(flag: str | None = None) -> str:
     """The catalog's SQLAlchemy URL from `--db`, `$TOL_DB` or `./var/catalog.db`.
 
@@ -35,7 +29,7 @@ def resolve_db_url(flag: str | None = None) -> str:
         CatalogLocationError: a value that is no SQLAlchemy URL, names an unknown database, or looks like a
             URL without its `://` (rather than create an SQLite file by that name).
     """
-    value = resolve_setting(flag, DB_ENV, f"{SQLITE_PREFIX}{DEFAULT_DB_PATH.as_posix()}")
+    value = Settings.resolve(db=flag).db
     if "://" not in value:
         if _URL_TYPO.match(value):
             raise CatalogLocationError(value, f"a database URL needs '://' after its kind (./{value} names a file)")

@@ -2,10 +2,7 @@
 embedded store's files (its writer lock, the free space it needs, the generations readers read)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-DB_ENV = "TOL_DB"
-DEFAULT_DB_PATH = Path("var") / "catalog.db"
+# Where the catalog lives is a setting: toolkit.settings (DB_ENV, DEFAULT_DB).
 SQLITE_PREFIX = "sqlite:///"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every non-empty SQLite database file
 DB_ACCEPTED = ("an SQLite file path (created when missing) or an SQLAlchemy URL such as "

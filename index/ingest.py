@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -38,12 +37,12 @@ from index.records import CatalogEntry, IngestSummary, Problem, image_point_id
 from taxonomy.lineage import Lineage
 from taxonomy.taxon import Taxon, taxa_of
 from taxonomy.validate import reconcile
+from toolkit.cli import Progress, chunks
 
 logger = logging.getLogger(__name__)
 
 BATCH_ATTEMPTS = 3
 
-Progress = Callable[[float, str], None]
 _METADATA = ("split", "source", "license")
 
 
@@ -210,11 +209,6 @@ def _commit_batch(sessions: sessionmaker[Session], root: str, batch: list[Catalo
         return
 
 
-def _batches(entries: list[CatalogEntry], size: int) -> Iterable[list[CatalogEntry]]:
-    for start in range(0, len(entries), size):
-        yield entries[start:start + size]
-
-
 def ingest_collection(
     sessions: sessionmaker[Session],
     collection: Collection,
@@ -237,7 +231,7 @@ def ingest_collection(
     tally, done = _Tally(), 0
     seen: set[str] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
-        for batch in _batches(entries, batch_size):
+        for batch in chunks(entries, batch_size):
             _commit_batch(sessions, root, batch, pool, tally, problems, seen)
             done += len(batch)
             if progress is not None:

@@ -13,9 +13,7 @@ IMAGES = "images"
 TAXA = "taxa"
 COLLECTIONS: tuple[str, ...] = (IMAGES, TAXA)
 
-# Where the store lives (SPEC §6, §7): a flag wins over the environment, the environment over this.
-DEFAULT_STORE = "./var/qdrant"
-STORE_ENV = "TOL_STORE"
+# Where the store lives (SPEC §6, §7) is a setting: toolkit.settings (STORE_ENV, DEFAULT_STORE).
 API_KEY_ENV = "TOL_QDRANT_API_KEY"
 SHARDS_ENV = "TOL_QDRANT_SHARDS"  # shard number of new collections on a server or cluster
 REPLICATION_ENV = "TOL_QDRANT_REPLICATION"  # replication factor of new collections on a cluster

@@ -15,15 +15,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from index.config import resolve_setting
 from index.convert import Hit
 from index.filters import SearchFilter
-from index.schema import API_KEY_ENV, DEFAULT_STORE, MEMORY_LOCATION, STORE_ENV, URL_SCHEMES
+from index.schema import API_KEY_ENV, MEMORY_LOCATION, URL_SCHEMES
 from index.vector_store import (
     DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, CollectionInfo,
     DimensionMismatchError, EdgeSettings, MissingIndexError, MissingVectorError, StoreError, StoreFullError,
     StoreLockedError, StoreUnavailableError, VectorStore,
 )
+from toolkit.settings import Settings, resolve_setting
 
 __all__ = [
     "DEFAULT_BACKOFF_S", "DEFAULT_RETRIES", "DEFAULT_TIMEOUT_S", "FACET_LIMIT", "UPSERT_CHUNK",
@@ -38,7 +38,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 def resolve_store_location(flag: str | None = None) -> str:
     """`--store`, else `$TOL_STORE`, else `./var/qdrant` (SPEC §7); blank values count as unset."""
-    return resolve_setting(flag, STORE_ENV, DEFAULT_STORE)
+    return Settings.resolve(store=flag).store
 
 
 def canonical_location(location: str) -> str:

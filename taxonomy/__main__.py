@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from taxonomy.constants import CLOSE_MATCH_COUNT, RESOLVE_FORMATS, TREE_FORMATS
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+from toolkit.cli import setup_logging
 
 
 def create_parser() -> argparse.ArgumentParser:
@@ -71,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format=LOG_FORMAT)
+    setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
     from taxonomy import commands
 
     return commands.run(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import taxoniq
@@ -22,10 +22,10 @@ from taxonomy.constants import (
 from taxonomy.lineage import Lineage
 from taxonomy.resolver import _common_index, _common_key, _taxon, close_matches, scientific_tax_ids
 from taxonomy.taxon import Taxon, taxa_of
+from toolkit.cli import Progress
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 _EPITHET = re.compile(NCBI_SPECIES_EPITHET)
 _SPECIES = "species"
 _PROGRESS_EVERY = 5000  # nodes between progress reports

@@ -37,6 +37,7 @@ class Layer:
 
 # One row per top-level package, lowest first.
 LAYERS: dict[str, Layer] = {
+    "toolkit": Layer(never=(*HEAVY, "tqdm"), foundation=True),
     "taxonomy": Layer(never=HEAVY, foundation=True),
     "index": Layer(never=HEAVY),
     "embed": Layer(uses=("index",), never=("streamlit",)),

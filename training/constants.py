@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from embed.constants import AUTO_DEVICE, DEVICES as EMBED_DEVICES
 from taxonomy.constants import DEFAULT_TEST_TEXT_TYPE, MIXED, TEXT_TYPES
 
 # Run configs (`--config NAME`): JSON files in training/configs, loaded into `params.TrainConfig`.
@@ -34,19 +35,15 @@ DEFAULT_TEXT_TYPE = MIXED
 DEFAULT_ZERO_SHOT_TEXT_TYPE = DEFAULT_TEST_TEXT_TYPE
 
 PRECISIONS: tuple[str, ...] = ("bf16", "fp32")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICES: tuple[str, ...] = (AUTO_DEVICE, *EMBED_DEVICES)  # embed.device's vocabulary, with `auto`
 
 # TreeOfLife-10M's webdataset keys for our five text types: each holds the full caption,
 # `a photo of ...`, exactly as SPEC §4 writes it (`taxon.txt` is the plain taxonomic caption;
 # `taxonomic_name.txt`, `scientific_name.txt`, `common_name.txt` hold bare names, not captions).
 SHARD_IMAGE_KEY = "jpg"
-SHARD_TEXT_KEYS: dict[str, str] = {
-    "taxonomic": "taxon.txt",
-    "scientific": "sci.txt",
-    "common": "com.txt",
-    "sci_com": "sci_com.txt",
-    "taxon_com": "taxon_com.txt",
-}
+# In TEXT_TYPES' order: taxonomic, scientific, common, sci_com, taxon_com.
+SHARD_TEXT_KEYS: dict[str, str] = dict(zip(TEXT_TYPES, ("taxon.txt", "sci.txt", "com.txt", "sci_com.txt",
+                                                         "taxon_com.txt"), strict=True))
 SHARD_NAME_KEYS: dict[str, str] = {
     "taxonomic_name.txt": "taxonomic",
     "scientific_name.txt": "scientific",

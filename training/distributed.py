@@ -38,10 +38,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda:
-        from embed.device import check_device
+    from embed.device import check_device, resolve_device
 
+    use_cuda = resolve_device(device, check=False) == "cuda"
+    if use_cuda:
         check_device("cuda" if local_rank == 0 else f"cuda:{local_rank}")  # one line listing what is there
     if use_cuda:
         torch.cuda.set_device(local_rank)

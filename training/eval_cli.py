@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, TEXT_TYPES, Lineage, Rank, validate_text_type
+from embed.constants import AUTO_DEVICE
 from training.constants import DEVICES
 from training.evaluate import DEFAULT_FOLDS, DEFAULT_SEED, DEFAULT_SHOTS, ModelEvaluation, parse_ranks, parse_shots
 from training.report import DEFAULT_FORMAT, FORMATS
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = ("Zero-shot top-1/top-5 per rank, SimpleShot few-shot and the tree depth of species mistakes, "
                "for one or more models on a labelled collection (BioCLIP's protocol).")
 ALL_TEXT_TYPES = "all"
-DEFAULT_DEVICE = "auto"
+DEFAULT_DEVICE = AUTO_DEVICE
 DEFAULT_EVAL_BATCH_SIZE = 128
 DEFAULT_EVAL_WORKERS = 0  # small evaluations decode faster in-process than by starting workers
 
@@ -158,16 +159,13 @@ def read_classes(path: str | Path) -> list[Lineage]:
 
 def evaluate_models(config: EvalConfig) -> list[ModelEvaluation]:
     """Load each model in turn, embed the collection, and measure it."""
-    import torch
-
-    from embed.device import check_device
+    from embed.device import resolve_device
     from embed.encoder import Encoder
     from embed.models import load_model
     from training.data import read_split
     from training.evaluate import embed_collection, evaluate_embeddings
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    check_device(device)
+    device = resolve_device(config.device)
     root, entries = read_split(config.catalog, config.images, config.split)
     truth = [entry.lineage for entry in entries]
     candidates = read_classes(config.classes) if config.classes else None
@@ -192,10 +190,14 @@ def evaluate_models(config: EvalConfig) -> list[ModelEvaluation]:
 
 def run_eval(args: argparse.Namespace) -> list[ModelEvaluation]:
     """Validate, evaluate every model, print the report to stdout and save the plot if asked."""
+    return evaluate_and_report(config_from_args(args))
+
+
+def evaluate_and_report(config: EvalConfig) -> list[ModelEvaluation]:
+    """Evaluate every model of `config`, print the report to stdout and save the plot if asked."""
     from training.logger import setup_logging
     from training.report import format_report, plot_evaluations
 
-    config = config_from_args(args)
     setup_logging()
     try:
         results = evaluate_models(config)

@@ -3,24 +3,17 @@ from __future__ import annotations
 
 import csv
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def setup_logging(level: int = logging.INFO, rank: int = 0) -> None:
-    """Messages to stderr; processes other than rank 0 only report warnings and errors."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    prefix = f"[rank {rank}] " if rank else ""
-    handler.setFormatter(logging.Formatter(prefix + _FORMAT))
-    root.addHandler(handler)
-    root.setLevel(level if rank == 0 else max(level, logging.WARNING))
+    """Messages to stderr with their time, replacing any set-up; processes other than rank 0 only report
+    warnings and errors (`toolkit.cli.setup_logging`)."""
+    from toolkit.cli import setup_logging as setup
+
+    setup(level, rank=rank, timestamps=True, replace=True)
 
 
 class CsvLog:

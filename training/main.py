@@ -51,12 +51,16 @@ class TrainResult:
 
 def main(args: list[str] | None = None) -> TrainResult:
     """Train as the flags say; `args` may start with the subcommand `train`."""
+    if args and args[0] == "train":
+        args = args[1:]
+    return train(parse_args(args))
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train as `config` says: join the process group (under torchrun), set up logging, run, leave."""
     from training.distributed import cleanup, init_distributed
     from training.logger import setup_logging
 
-    if args and args[0] == "train":
-        args = args[1:]
-    config = parse_args(args)
     info = init_distributed(config.device)
     setup_logging(rank=info.rank)
     try:
@@ -83,8 +87,10 @@ def _autocast(device: torch.device, precision: str):
 
 def model_spec(spec: str) -> str:
     """The open_clip spec to load: a model-config JSON file (from scratch) is registered under its stem."""
-    path = Path(spec)
-    if path.suffix == ".json":
+    from embed.models import parse_spec
+
+    if parse_spec(spec).is_config_file:
+        path = Path(spec.strip())
         if not path.is_file():
             raise FileNotFoundError(f"model config {spec!r} not found")
         import open_clip

@@ -97,6 +97,12 @@ def load_config(name_or_path: str) -> dict[str, Any]:
     return values
 
 
+def make_config(config: str = DEFAULT_CONFIG, **values: Any) -> TrainConfig:
+    """The run config `config` (a name or a JSON file) with `values` instead of its own: what the flags
+    `--config CONFIG --KEY VALUE ...` make, for a caller that is no command line (`python -m demo`)."""
+    return TrainConfig(**{**load_config(config), "config": config, **values})
+
+
 DESCRIPTION = "Train a CLIP model with BioCLIP's recipe (also under torchrun --nproc-per-node N)."
 
 
