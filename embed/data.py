@@ -108,6 +108,15 @@ def die_with_parent(parent: int, worker_id: int = 0) -> None:
         os._exit(1)
 
 
+def worker_options(workers: int, prefetch_factor: int) -> dict[str, Any]:
+    """The DataLoader options of decoding workers that die with this process; none for `workers=0`."""
+    if workers <= 0:
+        return {}
+    return {"prefetch_factor": prefetch_factor, "persistent_workers": False,
+            "worker_init_fn": functools.partial(die_with_parent, os.getpid()),
+            "multiprocessing_context": "fork" if sys.platform.startswith("linux") else None}
+
+
 def image_loader(
     records: Sequence[ImageFile],
     transform: Callable[[Any], torch.Tensor],
@@ -119,11 +128,7 @@ def image_loader(
 ) -> DataLoader:
     """Batches of `DecodedBatch` in record order; `workers=0` decodes in this process. `root`: see ImageDataset."""
     dataset = ImageDataset(records, transform, root)
-    extra: dict[str, Any] = {}
-    if workers > 0:
-        extra = {"prefetch_factor": prefetch_factor, "persistent_workers": False,
-                 "worker_init_fn": functools.partial(die_with_parent, os.getpid()),
-                 "multiprocessing_context": "fork" if sys.platform.startswith("linux") else None}
+    extra = worker_options(workers, prefetch_factor)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -23,11 +23,8 @@ compare them on the CPU, where the same code runs with `device="cpu"`.
 """
 from __future__ import annotations
 
-import functools
 import io
 import logging
-import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +32,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from embed.data import DecodedBatch, die_with_parent
+from embed.data import DecodedBatch, worker_options
 from index.images import ImageError, decode_image, image_header, read_image_bytes
 from index.records import ImageRecord
 
@@ -228,14 +225,9 @@ def gpu_image_batches(
 ) -> Iterator[DecodedBatch]:
     """`embed.data.image_loader`'s batches, with the JPEGs decoded on `device`: pixels on `device`, in record order."""
     gpu = GpuPreprocess(preprocess_cfg, device, transform)
-    extra: dict[str, Any] = {}
-    if workers > 0:
-        extra = {"prefetch_factor": prefetch_factor, "persistent_workers": False,
-                 "worker_init_fn": functools.partial(die_with_parent, os.getpid()),
-                 "multiprocessing_context": "fork" if sys.platform.startswith("linux") else None}
     loader = DataLoader(RoutingDataset(records, transform), batch_size=batch_size, shuffle=False,
                         num_workers=workers, collate_fn=collate_mixed,
-                        pin_memory=torch.device(device).type == "cuda", **extra)
+                        pin_memory=torch.device(device).type == "cuda", **worker_options(workers, prefetch_factor))
     for batch in loader:
         names = [records[i].path for i in batch.jpeg_indices]
         pixels, kept, failed = gpu(names, batch.jpegs)
