@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def synthetic_records(n: int, species: int, seed: int = 0):
     """`n` image records with lineages drawn from `species` species, in a shuffled order."""
-    from index.records import ImageRecord, image_point_id
+    from index.collection.entries import image_point_id
+    from index.records import ImageRecord
     from taxonomy import Lineage
 
     rng = np.random.default_rng(seed)
@@ -83,7 +84,7 @@ def fresh(workdir: Path, records, dim: int) -> tuple[object, object, int]:
     from sqlalchemy import insert
 
     from index.catalog import Catalog
-    from index.models import ImageRow
+    from index.orm import ImageRow
     from index.store import open_store
 
     workdir.mkdir(parents=True)

@@ -73,7 +73,7 @@ def naive_rate(records, loaded, encoder) -> float:
     """One decode at a time, batches of 10, as pybioclip's `predict` loop does."""
     import torch
 
-    from index.images import open_image
+    from index.collection.images import open_image
 
     start = time.perf_counter()
     for i in range(0, len(records), NAIVE_BATCH):
@@ -89,7 +89,7 @@ def build_rate(collection, loaded, args, workdir: Path) -> tuple[float, int]:
     """A fresh store and catalog each round, ingested first (not timed); the image stage's rate."""
     from embed.build import BuildOptions, run_build, set_cpu_threads
     from index.catalog import Catalog
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from embed.encoder import Encoder
     from embed.models import load_model
     from index.catalog import Catalog
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     collection = _collection(args.cache, args.images, args.size)
     loaded = load_model(args.model, device=args.device)

@@ -154,7 +154,8 @@ def synthetic(points: int, dim: int, rng: np.random.Generator):
 
 def load_synthetic(store, vectors: np.ndarray, which: np.ndarray, lineages: list) -> float:
     """Upsert the points as images (payload with lineage keys), then build the HNSW index; seconds taken."""
-    from index.records import ImageRecord, image_point_id
+    from index.collection.entries import image_point_id
+    from index.records import ImageRecord
 
     start = time.perf_counter()
     store.ensure_vector(SYNTHETIC_VECTOR, vectors.shape[1])
@@ -173,7 +174,7 @@ def load_synthetic(store, vectors: np.ndarray, which: np.ndarray, lineages: list
 
 
 def run_synthetic(points: int, args: argparse.Namespace) -> list[Result]:
-    from index.records import image_point_id
+    from index.collection.entries import image_point_id
     from index.store import EdgeSettings, SearchFilter, open_store
     from taxonomy import Rank
 
@@ -258,7 +259,7 @@ def demo_index(args: argparse.Namespace) -> tuple[Path, str]:
 def run_demo(args: argparse.Namespace) -> list[Result]:
     from embed.search import SearchService
     from index.catalog import Catalog
-    from index.images import open_image
+    from index.collection.images import open_image
     from index.store import SearchFilter, open_store
     from taxonomy import Rank, caption
 

@@ -17,7 +17,7 @@ from demo.constants import (
     SHEET_FONT_BOLD, SHEET_FONT_ITALIC, SHEET_INK, SHEET_LABEL_WIDTH, SHEET_MARGIN, SHEET_MUTED, SHEET_PER_ROW,
     SHEET_RULE, SHEET_THUMB, SPLIT_TRAIN,
 )
-from index.images import open_image
+from index.collection.images import open_image
 from taxonomy import Lineage, Rank
 from taxonomy.columns import PATH_COLUMN, HeaderMap
 

@@ -29,7 +29,8 @@ from embed.device import check_device
 from embed.models import LoadedModel, load_model, resolve_spec
 from embed.parallel import World, process_group, shared_store, world_from_env
 from index.constants import RUN_DONE, RUN_FAILED, RUN_INTERRUPTED
-from index.records import ImageRecord, IngestSummary, Problem
+from index.collection.entries import Problem
+from index.records import ImageRecord, IngestSummary
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, validate_text_type
 from taxonomy.taxon import Taxon
 from toolkit.cli import Progress, chunks
@@ -295,7 +296,7 @@ def run_build(
 
 def _run_build(options: BuildOptions, progress: Progress | None, loaded: LoadedModel | None,
                store: VectorStore | None, catalog: Catalog | None, world: World) -> BuildSummary:
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         ingested = None

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from index.images import ImageError, open_image
+from index.collection.images import ImageError, open_image
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ decodes the batch's JPEGs with one `torchvision.io.decode_jpeg(..., device=cuda)
 resizes (shortest side, bicubic, antialiased), crops and normalises them on the GPU as the
 model's own preprocessing does on the CPU.
 
-What stays on the CPU (the workers decode it with `index.images.decode_image` and the model's
+What stays on the CPU (the workers decode it with `index.collection.images.decode_image` and the model's
 preprocessing, exactly as without a GPU):
 - every other format (PNG, WebP, TIFF, ...), and JPEGs the GPU path would get wrong or that the
   CPU path must judge: an EXIF orientation other than upright, a mode other than RGB or
   greyscale (CMYK, YCCK), or no end-of-image marker (truncated: the CPU decoder names it);
 - a batch whose GPU decode fails is decoded image by image on the GPU, and an image that fails
   there too is decoded on the CPU (`decode_image`), which keeps or rejects it with its reason.
-The header checks of `index.images` (accepted format, decompression bomb, aspect ratio) run in
+The header checks of `index.collection.images` (accepted format, decompression bomb, aspect ratio) run in
 the workers before any byte reaches a decoder. A model whose preprocessing is not open_clip's
 `shortest` resize keeps CPU decoding (`gpu_preprocess_supported`).
 
@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from embed.data import DecodedBatch, worker_options
-from index.images import ImageError, decode_image, image_header, read_image_bytes
+from index.collection.images import ImageError, decode_image, image_header, read_image_bytes
 from index.records import ImageRecord
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,10 @@ def gpu_preprocess_supported(preprocess_cfg: dict[str, Any]) -> bool:
 
 
 def jpeg_for_gpu(name: str, data: bytes) -> bool:
-    """Whether the GPU may decode `data` (after `index.images.image_header` accepted it).
+    """Whether the GPU may decode `data` (after `index.collection.images.image_header` accepted it).
 
     Raises:
-        ImageError: the header checks of `index.images` (format, bomb, aspect ratio).
+        ImageError: the header checks of `index.collection.images` (format, bomb, aspect ratio).
     """
     fmt, _, _ = image_header(name, data)
     if fmt != "JPEG" or _EOI not in data[-_TRAILING:]:

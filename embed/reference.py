@@ -39,7 +39,8 @@ from embed.constants import (
 )
 from index.convert import taxon_point_id, with_sources
 from index.filters import SearchFilter
-from index.records import Problem, ReferenceSet
+from index.collection.entries import Problem
+from index.records import ReferenceSet
 from index.schema import CATALOG_SOURCE, RANK, SOURCES, TAXA
 from taxonomy import DEFAULT_TEST_TEXT_TYPE, RANK_LABELS, Rank, validate_text_type
 from taxonomy.taxon import Taxon, taxa_of
@@ -320,7 +321,7 @@ def add_checklist(
     Raises:
         FileNotFoundError, ValueError: the file is missing or has no rank column (naming the file).
     """
-    from index.readers import read_checklist
+    from index.collection.readers import read_checklist
 
     path = Path(path)
     name = check_set_name(options.name or _stem_name(path))

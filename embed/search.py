@@ -3,7 +3,7 @@
     service = SearchService(open_store(), Catalog(), model="tol-tiny")
     service.text_to_images("a photo of Pica hudsonia.", k=12, filter=SearchFilter(within=("Animalia",)))
     service.image_to_images(image_id)                # an image of the collection: its stored vector
-    service.image_to_images(open_image(root, path))  # a picture (index.images): encoded here
+    service.image_to_images(open_image(root, path))  # a picture (index.collection.images): encoded here
     service.identify(image, method="sum")            # nearest taxa at every rank, consistent down the tree
     service.text_to_taxa("magpie", rank=Rank.SPECIES)
 
@@ -28,7 +28,7 @@ from embed.query_taxon import NamedTaxon, QueryReading, read_query
 from embed.candidates import Candidates
 from embed.predict import CLIP_LOGIT_SCALE, METHOD_SUM, Identification, identify_vectors, validate_method
 from embed.predict_inputs import Subset
-from index.schema import CATALOG_SOURCE, IMAGES, LINEAGE, SOURCES, SPECIES, TAXA
+from index.schema import IMAGES, LINEAGE, SOURCES, SPECIES, TAXA
 from index.store import Hit, SearchFilter, StoreError, VectorStore
 from taxonomy import Lineage, Rank, parse_key
 
@@ -249,7 +249,7 @@ class SearchService:
         return vector
 
     def image_vector(self, image: Image.Image) -> np.ndarray:
-        """The unit vector of a decoded RGB image (see `index.images.open_image`)."""
+        """The unit vector of a decoded RGB image (see `index.collection.images.open_image`)."""
         return self.encoder.encode_images([image])[0]
 
     def stored_vector(self, image_id: str) -> np.ndarray:

@@ -193,7 +193,7 @@ def _resolve_clades(service: Any, args: argparse.Namespace) -> None:
 
 def _load_file(path: str) -> Any:
     """A query image file, decoded like the collection's (EXIF orientation, RGB, bomb check)."""
-    from index.images import open_image
+    from index.collection.images import open_image
 
     file = Path(path).expanduser()
     return open_image(file.parent if str(file.parent) else ".", file.name)
@@ -280,7 +280,7 @@ class InputFile:
 
 def expand_inputs(paths: Sequence[str]) -> list[InputFile]:
     """Files as given; folders walked recursively for image files (sorted); missing paths as errors."""
-    from index.constants import IMAGE_SUFFIXES
+    from index.collection.constants import IMAGE_SUFFIXES
 
     out: list[InputFile] = []
     for given in paths:
@@ -301,7 +301,7 @@ def expand_inputs(paths: Sequence[str]) -> list[InputFile]:
 def _predict_rows(args: argparse.Namespace, service: Any, files: list[InputFile]) -> tuple[list[dict[str, Any]], int]:
     """The output rows of every file, and how many failed."""
     from embed.predict_inputs import read_bins, read_labels, read_subset
-    from index.images import ImageError
+    from index.collection.images import ImageError
 
     rank = Rank.parse(args.rank) if args.rank else Rank.SPECIES
     bins = read_bins(args.bins) if args.bins else None

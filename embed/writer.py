@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.records import ImageRecord, Problem
+from index.collection.entries import Problem
+from index.records import ImageRecord
 
 if TYPE_CHECKING:
     from index.catalog import Catalog

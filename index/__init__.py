@@ -11,8 +11,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "index.catalog": ("Catalog",),
     "index.errors": ("CatalogError",),
     "index.config": ("CatalogLocationError", "resolve_db_url"),
-    "index.images": ("open_image", "inspect_image", "decode_image", "image_header", "ImageError", "ImageInfo"),
-    "index.readers": ("Collection", "read_collection"),
-    "index.records": ("BuildRun", "CatalogEntry", "CatalogStats", "ImageRecord", "IngestSummary", "Problem",
-                      "image_point_id"),
+    "index.collection.images": ("open_image", "inspect_image", "decode_image", "image_header", "ImageError",
+                                "ImageInfo"),
+    "index.collection.readers": ("Collection", "read_collection"),
+    "index.collection.entries": ("CatalogEntry", "Problem", "image_point_id"),
+    "index.records": ("BuildRun", "CatalogStats", "ImageRecord", "IngestSummary"),
 })

@@ -29,12 +29,13 @@ from index.constants import (
 from index.ingest import Progress, ingest_collection
 from index.errors import CatalogError
 from index.migrations import upgrade
-from index.models import (
+from index.orm import (
     BuildRunRow, EmbeddingRow, ImageRow, IngestRow, ModelRow, ReferenceSetRow, TaxonRow, as_utc, build_run_record,
     failure_value, image_record, problem_record, reference_set_record, taxon_record, utcnow,
 )
-from index.readers import Collection
-from index.records import BuildRun, CatalogStats, ImageRecord, IngestSummary, Problem, ReferenceSet
+from index.collection.readers import Collection
+from index.collection.entries import Problem
+from index.records import BuildRun, CatalogStats, ImageRecord, IngestSummary, ReferenceSet
 from taxonomy.constants import Rank
 from taxonomy.taxon import Taxon
 

@@ -49,7 +49,7 @@ def format_stats(stats: CatalogStats) -> list[str]:
 
 def ingest(args: argparse.Namespace) -> int:
     from index.catalog import Catalog, CatalogError
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     try:
         collection = read_collection(args.catalog, args.images)

@@ -1,5 +1,5 @@
-"""Literals of the catalog (where it lives, what counts as an image, statuses, batch sizes) and of the
-embedded store's files (its writer lock, the free space it needs, the generations readers read)."""
+"""Literals of the catalog (where it lives, statuses, batch sizes) and of the embedded store's files
+(its writer lock, the free space it needs, the generations readers read)."""
 from __future__ import annotations
 
 # Where the catalog lives is a setting: toolkit.settings (DB_ENV, DEFAULT_DB).
@@ -12,16 +12,6 @@ DB_ACCEPTED = ("an SQLite file path (created when missing) or an SQLAlchemy URL 
 DB_URL_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle")
 # How to install a database driver that pyproject lists as an optional dependency, by module name.
 DB_DRIVER_INSTALL: dict[str, str] = {"psycopg": "pip install 'tree-of-life-search[postgres]'"}
-
-# File suffixes read as images from folders (compared lower-case); catalogs may name any file.
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".avif", ".bmp", ".gif", ".tif", ".tiff", ".jp2"}
-)
-# Ancestor folders with these names give an image its split (iNat21's `train/`, `val/`).
-SPLIT_FOLDERS: frozenset[str] = frozenset({"train", "val", "validation", "test"})
-
-# Class folder names: iNat21 `00001_Animalia_..._hudsonia` and Rare Species `Animalia-...-hudsonia`.
-CLASS_FOLDER_SEPARATORS: tuple[str, ...] = ("_", "-")
 
 IMAGE_PRESENT = "present"
 IMAGE_GONE = "gone"
@@ -43,17 +33,6 @@ MAX_STORED_PROBLEMS = 10_000  # problems of an ingest kept for `stats`; the summ
 INGEST_BATCH_SIZE = 500  # rows per transaction: a crash loses at most one batch of work
 INGEST_WORKERS = 4  # threads decoding images; Pillow and hashlib release the GIL
 QUERY_CHUNK = 500  # ids per `IN (...)` clause, below SQLite's variable limit
-
-# Pillow's names of the raster formats that are decoded; any other (EPS, which runs Ghostscript, PDF,
-# PSD, ...) is refused by name, so no external program is ever started on a user's file.
-ACCEPTED_IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "AVIF", "TIFF", "BMP", "GIF", "JPEG2000")
-# Longest side over shortest side. A model's resize scales the short side up to ~224 px, so a wider
-# image costs memory in proportion: a 40000x2 strip would grow to 4 GB. Wider images are refused.
-MAX_ASPECT_RATIO = 20
-
-WHITE = (255, 255, 255)
-SIXTEEN_BIT_MAX = 65535  # the white of 16-bit greyscale; 32-bit integers scale by their own maximum
-FLOAT_MAX = 1.0  # the white of floating-point greyscale; larger values scale by their own maximum
 
 # Column widths of the SQL schema (PostgreSQL enforces them, SQLite ignores them).
 ID_LENGTH = 36

@@ -27,13 +27,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from index.constants import (
     IMAGE_GONE, IMAGE_PRESENT, INGEST_BATCH_SIZE, INGEST_WORKERS, MAX_STORED_PROBLEMS, QUERY_CHUNK,
 )
-from index.images import ImageError, ImageInfo, inspect_image, resolve_inside
-from index.models import (
+from index.collection.images import ImageError, ImageInfo, inspect_image, resolve_inside
+from index.orm import (
     LINEAGE_COLUMNS, ImageRow, IngestRow, TaxonRow, lineage_of, lineage_values, problem_value,
     taxon_values, utcnow,
 )
-from index.readers import Collection
-from index.records import CatalogEntry, IngestSummary, Problem, image_point_id
+from index.collection.readers import Collection
+from index.collection.entries import CatalogEntry, Problem, image_point_id
+from index.records import IngestSummary
 from taxonomy.lineage import Lineage
 from taxonomy.taxon import Taxon, taxa_of
 from taxonomy.validate import reconcile

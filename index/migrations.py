@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from index.constants import RUN_INTERRUPTED, RUN_RUNNING
 from index.errors import CatalogError
-from index.models import RUNNING_RUN_INDEX, Base, BuildRunRow, EmbeddingRow, MetaRow, ReferenceSetRow, utcnow
+from index.orm import RUNNING_RUN_INDEX, Base, BuildRunRow, EmbeddingRow, MetaRow, ReferenceSetRow, utcnow
 
 logger = logging.getLogger(__name__)
 

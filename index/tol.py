@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from index.constants import TOL_NAMES_FILE, TOL_VECTORS_FILE
-from index.records import Problem
+from index.collection.entries import Problem
 from taxonomy.constants import KEY_SEPARATOR, Rank
 from taxonomy.lineage import Lineage
 

@@ -6,7 +6,7 @@ A subprocess check adds what a scan cannot see: third-party packages pulled in a
 
 A new top-level package is one more row of LAYERS (a test fails until it has one); a new package
 at the bottom that every package may use is one `foundation` row placed first. A `uses` entry is a
-package (`index`) or a part of one (`index.images`), so a row can allow one subpackage of a lower
+package (`index`) or a part of one (`index.collection.images`), so a row can allow one subpackage of a lower
 package and not the rest: training reads collections (COLLECTION_READING) but not the stores.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "open_clip", "streamlit")
 
-# What training may read of index: catalogs, image files and their records (-> "index.collection" once moved there).
-COLLECTION_READING = ("index.images", "index.readers", "index.records")
+# What training may read of index: catalogs, image files and their entries.
+COLLECTION_READING = ("index.collection",)
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Layer:
 
 # One row per top-level package, lowest first.
 LAYERS: dict[str, Layer] = {
-    "toolkit": Layer(never=(*HEAVY, "tqdm"), foundation=True),
+    "toolkit": Layer(never=HEAVY, foundation=True),
     "taxonomy": Layer(never=HEAVY, foundation=True),
     "index": Layer(never=HEAVY),
     "embed": Layer(uses=("index",), never=("streamlit",)),
@@ -56,7 +56,6 @@ def allowed(package: str, layers: dict[str, Layer] = LAYERS) -> tuple[str, ...]:
 
 # Import cycles that exist on purpose, as the edge that closes each one (importer, imported): both are lazy imports.
 KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("demo.chain", "demo.__main__"): "the chain runs each step through its package's command line, demo's own included",
 }
 
 
@@ -201,7 +200,7 @@ def test_every_package_has_a_row():
     for package, layer in LAYERS.items():
         below = list(LAYERS)[:list(LAYERS).index(package)]
         assert all(use.split(".")[0] in below for use in layer.uses), f"{package} uses a package not below it"
-    assert allowed("training") == ("taxonomy", "embed", *COLLECTION_READING)
+    assert allowed("training") == ("toolkit", "taxonomy", "embed", *COLLECTION_READING)
 
 
 def test_every_import_goes_down(project_imports):
@@ -213,7 +212,7 @@ def test_no_import_cycles(project_imports):
     edges = {(item.importer, item.imported) for item in project_imports}
     gone = [edge for edge in KNOWN_CYCLE_EDGES if edge not in edges]
     assert not gone, f"remove {gone} from KNOWN_CYCLE_EDGES: those imports are gone"
-    assert cycles(project_imports) == [["demo.__main__", "demo.chain"]]
+    assert cycles(project_imports) == []
 
 
 @pytest.mark.parametrize("package", sorted(name for name, layer in LAYERS.items() if layer.never))
@@ -249,9 +248,17 @@ def test_a_planted_upward_import_and_a_planted_cycle_are_reported(tmp_path):
     reported = layer_violations(imports, LAYERS)
     assert len(reported) == 3, reported
     assert reported[0].startswith("index.catalog:")
-    assert "imports ui.views: index may import only taxonomy" in reported[0]
+    assert "imports ui.views: index may import only toolkit, taxonomy" in reported[0]
     assert "imports torch: index never imports torch" in reported[1]
     assert "training.shards:" in reported[2] and "imports index.store: training may import only" in reported[2]
     assert cycles(imports, KNOWN_CYCLE_EDGES) == [["taxonomy.columns", "taxonomy.lineage"]]
     unplanted = scan(ROOT, packages)
     assert not layer_violations(unplanted, LAYERS) and not cycles(unplanted, KNOWN_CYCLE_EDGES)
+
+
+def test_collection_reading_stands_below_the_rest_of_index(project_imports):
+    """Training may read collections only because `index.collection` needs nothing else of `index`."""
+    outside = [f"{item.importer}:{item.line} imports {item.imported}" for item in project_imports
+               if item.importer.startswith("index.collection") and item.imported.startswith("index")
+               and not item.imported.startswith("index.collection")]
+    assert not outside

@@ -30,9 +30,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from embed.data import ImageDataset
-from index.images import ImageError, decode_image
-from index.readers import read_collection
-from index.records import CatalogEntry
+from index.collection.images import ImageError, decode_image
+from index.collection.readers import read_collection
+from index.collection.entries import CatalogEntry
 from taxonomy import Lineage, Rank
 from taxonomy.constants import TEXT_TYPES
 from training.constants import (

@@ -30,7 +30,7 @@ from training.constants import ZERO_SHOT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from embed.encoder import Encoder
-    from index.records import CatalogEntry
+    from index.collection.entries import CatalogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ def embed_collection(encoder: "Encoder", root: Path, entries: Sequence["CatalogE
     The images are read by the build's `embed.data.image_loader`; an unreadable one raises its ImageError.
     """
     from embed.data import image_loader
-    from index.images import ImageError
+    from index.collection.images import ImageError
 
     model = encoder.loaded.model
     was_training = model.training

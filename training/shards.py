@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from index.records import CatalogEntry, image_point_id
+from index.collection.entries import CatalogEntry, image_point_id
 from taxonomy import Lineage, class_name
 from taxonomy.constants import TEXT_TYPES
 from training.constants import (
@@ -57,7 +57,7 @@ def sample_texts(lineage: Lineage) -> dict[str, str]:
 
 
 def _jpeg_bytes(root: Path, entry: CatalogEntry) -> bytes:
-    from index.images import open_image, resolve_inside  # Pillow; kept out of `--help`
+    from index.collection.images import open_image, resolve_inside  # Pillow; kept out of `--help`
 
     image = open_image(root, entry.path)  # validates the file, whatever its format
     data = resolve_inside(root, entry.path).read_bytes()
@@ -74,7 +74,7 @@ def write_shards(root: Path, entries: Sequence[CatalogEntry], out: Path, per_sha
     import webdataset as wds
     from tqdm import tqdm
 
-    from index.images import ImageError
+    from index.collection.images import ImageError
 
     if per_shard < 1:
         raise ValueError(f"--per-shard must be at least 1, got {per_shard}")

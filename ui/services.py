@@ -3,7 +3,7 @@
 Configuration comes from the environment as for every tool (SPEC §7): `TOL_STORE`, `TOL_DB`,
 `TOL_MODEL` (the demo sets them), else the defaults (`toolkit.settings.Settings`). The search service
 opens the store and the catalog once (`embed.service`); the model inside it loads on the first query
-that needs one. Thumbnails are cached bytes, read only through `index.images.open_image` with the root
+that needs one. Thumbnails are cached bytes, read only through `index.collection.images.open_image` with the root
 the catalog gives.
 """
 from __future__ import annotations

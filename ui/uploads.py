@@ -1,7 +1,7 @@
 """Uploaded query images: size and pixel limits first, then the collection's own safe decoder.
 
 Pure (no streamlit): the app calls `load_upload(name, data)` with the bytes of `st.file_uploader`.
-An upload is never written to disk: it is decoded in memory by `index.images.decode_image` (accepted
+An upload is never written to disk: it is decoded in memory by `index.collection.images.decode_image` (accepted
 formats only, EXIF orientation, RGB, aspect ratio, truncation and bomb checks) and only its pixels
 are kept.
 """
@@ -11,7 +11,7 @@ import logging
 
 from PIL import Image
 
-from index.images import ImageError, decode_image, image_header
+from index.collection.images import ImageError, decode_image, image_header
 
 logger = logging.getLogger(__name__)
 

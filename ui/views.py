@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 from embed.predict import METHOD_SUM, Identification, TaxonPrediction, TreeRow
 from embed.search import SearchHit, SearchService
-from index.images import ImageError, open_image
+from index.collection.images import ImageError, open_image
 from index.records import ImageRecord
 from taxonomy import Lineage, Rank, caption, parse_key
 

@@ -1,6 +1,6 @@
 """The demo catalog goes into the SQL catalog with no problem at all."""
 from index.catalog import Catalog
-from index.readers import read_collection
+from index.collection.readers import read_collection
 
 
 def test_the_demo_collection_ingests_with_zero_problems(tiny_demo_collection, tmp_path):

@@ -19,7 +19,7 @@ from tests.index.conftest import EPS, fake_ghostscript, make_strip
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
 from index.client_store import ClientStore
-from index.store import DimensionMismatchError, open_store
+from index.store import DimensionMismatchError
 
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 KEYWORD_FIELDS = {*RANKS, "taxon", "lineage", "rank", "split", "source"}
@@ -215,7 +215,7 @@ def test_build_into_client_store_in_process(client_build, small_collection, tiny
 
 def test_written_but_unmarked_images_are_not_encoded_again(tmp_path, db_url, tiny):
     """What a kill between the store write and the catalog mark leaves: the rerun marks, never encodes."""
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     collection = make_collection(tmp_path / "col", per_species=8, species=1)
     store = ClientStore(QdrantClient(":memory:"))
@@ -283,7 +283,7 @@ def test_changed_file_is_encoded_again_for_every_model(tmp_path, db_url, tiny):
 
 
 def test_bad_images_are_skipped_and_listed(tmp_path, db_url, tiny):
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     collection = make_collection(tmp_path / "col", per_species=6, species=1)
     db = db_url
@@ -316,7 +316,7 @@ def test_bad_images_are_skipped_and_listed(tmp_path, db_url, tiny):
 def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, db_url, tiny, monkeypatch):
     """Through the build's own ingest: each bad file or row is named with its row, Ghostscript never
     runs, and a float TIFF is embedded as the grey it is, not as black."""
-    from index.records import image_point_id
+    from index.collection.entries import image_point_id
 
     ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
     collection = make_collection(tmp_path / "col", per_species=4, species=1)
@@ -357,7 +357,7 @@ def test_hostile_files_and_rows_are_reported_and_the_rest_built(tmp_path, db_url
 
 
 def test_hostile_files_swapped_in_after_the_ingest_fail_alone(tmp_path, db_url, tiny, monkeypatch):
-    from index.readers import read_collection
+    from index.collection.readers import read_collection
 
     ran = fake_ghostscript(tmp_path / "bin", monkeypatch)
     collection = make_collection(tmp_path / "col", per_species=4, species=1)

@@ -15,7 +15,8 @@ from embed.gpu_decode import (
     GpuPreprocess, RawJpeg, RoutingDataset, gpu_image_batches, gpu_preprocess_supported, jpeg_for_gpu,
     use_gpu_decoding,
 )
-from index.records import ImageRecord, image_point_id
+from index.collection.entries import image_point_id
+from index.records import ImageRecord
 from taxonomy import Lineage
 
 LINEAGE = Lineage.from_ranks({"kingdom": "Animalia", "genus": "Pica", "species": "hudsonia"}, "")

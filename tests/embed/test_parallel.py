@@ -13,8 +13,8 @@ import pytest
 from embed.build import BuildOptions, run_build
 from embed.parallel import World, shared_store, world_from_env
 from index.catalog import Catalog
-from index.readers import read_collection
-from index.records import image_point_id
+from index.collection.readers import read_collection
+from index.collection.entries import image_point_id
 from index.schema import IMAGES
 from index.store import open_store
 from tests.collections import make_collection

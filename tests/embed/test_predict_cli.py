@@ -18,7 +18,7 @@ import pytest
 from embed.encoder import Encoder
 from embed.predict import label_rows, pybioclip_columns, softmax, trust_columns
 from embed.search_cli import add_search_parsers, run_predict, validate_predict
-from index.images import open_image
+from index.collection.images import open_image
 from index.store import open_store
 from taxonomy import Lineage, Rank
 from taxonomy.taxon import Taxon

@@ -17,7 +17,7 @@ from tests.collections import make_collection
 from tests.embed.shards import edge_points
 from embed.build import BuildOptions, run_build
 from index.catalog import Catalog
-from index.readers import read_collection
+from index.collection.readers import read_collection
 from index.schema import COLLECTIONS, IMAGES, KEYWORD_INDEX_FIELDS
 from index.store import open_store
 

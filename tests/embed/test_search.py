@@ -22,8 +22,8 @@ from embed.search import NotBuiltError, SearchService
 from embed.search_cli import add_search_parsers, run_predict, run_search
 from index.catalog import Catalog
 from index.client_store import ClientStore
-from index.images import open_image
-from index.models import Base
+from index.collection.images import open_image
+from index.orm import Base
 from index.schema import IMAGES, TAXA
 from index.store import SearchFilter, VectorStore, open_store
 from taxonomy import Rank, point_id

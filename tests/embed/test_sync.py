@@ -19,7 +19,6 @@ from embed.build import BuildOptions, run_build
 from embed.models import load_model, save_model_folder
 from index.catalog import Catalog, VectorNameConflictError
 from index.convert import image_payload
-from index.readers import read_collection
 from index.schema import IMAGES, TAXA
 from index.store import open_store
 from taxonomy import point_id

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from embed.writer import BuildWriter
-from index.records import ImageRecord, Problem, image_point_id
+from index.collection.entries import Problem, image_point_id
+from index.records import ImageRecord
 from index.store import StoreFullError
 from taxonomy import Lineage
 

@@ -14,8 +14,9 @@ from index import Catalog as LazyCatalog
 from index import catalog as catalog_module
 from index.catalog import BuildInProgressError, Catalog
 from index.config import resolve_db_url, resolve_setting
-from index.readers import read_collection
-from index.records import BuildRun, ImageRecord, Problem, image_point_id
+from index.collection.readers import read_collection
+from index.collection.entries import Problem, image_point_id
+from index.records import BuildRun, ImageRecord
 from taxonomy import Rank
 from tests.conftest import ENGINES, copy_catalog, engine_url
 from tests.index.conftest import JAY, MAGPIE, make_image
@@ -200,7 +201,7 @@ def _plant_run(catalog, pid: int, host: str, heartbeat_age_s: float = 0) -> int:
     """A `running` run as another process (or host) left it."""
     from datetime import timedelta
 
-    from index.models import BuildRunRow, utcnow
+    from index.orm import BuildRunRow, utcnow
 
     with catalog._sessions.begin() as session:
         now = utcnow()

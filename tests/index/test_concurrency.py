@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from index.catalog import Catalog
-from index.readers import read_collection
+from index.collection.readers import read_collection
 from tests.index.conftest import MAGPIE, lineage_row, make_image, write_csv
 
 ROUNDS = 10  # before the fix, most rounds on PostgreSQL failed

@@ -1,4 +1,4 @@
-"""index.images: the one safe opener; every bad file becomes an ImageError with a readable reason."""
+"""index.collection.images: the one safe opener; every bad file becomes an ImageError with a readable reason."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from index.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
-from index.images import ImageError, inspect_image, open_image, resolve_inside
+from index.collection.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
+from index.collection.images import ImageError, inspect_image, open_image, resolve_inside
 from tests.index.conftest import (
     EPS, fake_ghostscript, make_grey_tiff, make_image, make_noisy_jpeg, make_png_bomb, make_strip, truncate,
 )

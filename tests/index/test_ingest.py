@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 from index.catalog import Catalog
-from index.readers import read_collection
-from index.records import image_point_id
+from index.collection.readers import read_collection
+from index.collection.entries import image_point_id
 from taxonomy import Lineage, Rank
 from taxonomy.validate import InconsistentLineageError
-from index.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
+from index.collection.constants import ACCEPTED_IMAGE_FORMATS, MAX_ASPECT_RATIO
 from tests.index.conftest import (
     EPS, GANNET, HEADER, JAY, MAGPIE, fake_ghostscript, lineage_row, make_image, make_noisy_jpeg, make_png_bomb,
     make_strip, truncate, write_csv,

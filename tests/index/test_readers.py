@@ -1,11 +1,11 @@
-"""index.readers: CSV catalogs with every alias, class folders, unlabelled folders, bad rows."""
+"""index.collection.readers: CSV catalogs with every alias, class folders, unlabelled folders, bad rows."""
 from __future__ import annotations
 
 import logging
 
 import pytest
 
-from index.readers import normalise_path, parse_class_folder, read_collection
+from index.collection.readers import normalise_path, parse_class_folder, read_collection
 from taxonomy import Lineage
 from tests.index.conftest import JAY, MAGPIE, lineage_row, make_image, write_csv
 
@@ -27,7 +27,7 @@ def test_every_column_alias_is_understood_and_unknown_columns_named(tmp_path, ca
     rows = [["./a/x.jpg", "metazoa", "chordata", "aves", "passeriformes", "corvidae", "pica", "Pica hudsonia",
              " black-billed  magpie ", "train", "inat", "cc-by", "obs-1", "nikon", "nice"]]
     catalog = write_csv(tmp_path / "dwc.csv", rows, header)
-    with caplog.at_level(logging.WARNING, logger="index.readers"):
+    with caplog.at_level(logging.WARNING, logger="index.collection.readers"):
         read = read_collection(catalog, tmp_path)
     (entry,) = read.entries
     assert entry.lineage == MAGPIE and entry.path == "a/x.jpg"

@@ -9,7 +9,7 @@ import pytest
 
 from index.catalog import Catalog
 from index.migrations import SCHEMA_VERSION
-from index.readers import read_checklist
+from index.collection.readers import read_checklist
 from index.records import ReferenceSet
 from index.tol import read_tol_embeddings
 

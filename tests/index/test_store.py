@@ -16,7 +16,8 @@ from index.client_store import ClientStore
 from index.convert import as_matrix, check_point_id, image_payload, taxon_payload, with_sources
 from index.edge_store import EdgeStore
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
-from index.records import ImageRecord, image_point_id
+from index.collection.entries import image_point_id
+from index.records import ImageRecord
 from index.schema import IMAGES, check_collection, check_vector_name
 from index.store import (
     EdgeSettings, Hit, StoreUnavailableError, open_store, resolve_api_key, resolve_store_location,

@@ -20,13 +20,14 @@ import pytest
 
 from index.client_store import ClientStore
 from index.constants import GENERATIONS_DIR, STORE_LOCK_FILE
-from index.records import ImageRecord, image_point_id
+from index.collection.entries import image_point_id
+from index.records import ImageRecord
 from index.schema import IMAGE_FIELDS, IMAGES, KEYWORD_INDEX_FIELDS, TAXA, TAXON_FIELDS
 from index.store import (
     DimensionMismatchError, Hit, MissingVectorError, SearchFilter, StoreLockedError, VectorStore, open_store,
 )
 from taxonomy import Lineage, Rank, point_id
-from taxonomy.taxon import Taxon, taxa_of
+from taxonomy.taxon import taxa_of
 
 SERVER_URL = os.environ.get("TOL_TEST_QDRANT_URL", "")
 DIM, DIM2 = 16, 8

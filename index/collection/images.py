@@ -23,7 +23,9 @@ from typing import NamedTuple
 
 from PIL import EpsImagePlugin, Image, ImageOps, UnidentifiedImageError
 
-from index.constants import ACCEPTED_IMAGE_FORMATS, FLOAT_MAX, MAX_ASPECT_RATIO, SIXTEEN_BIT_MAX, WHITE
+from index.collection.constants import (
+    ACCEPTED_IMAGE_FORMATS, FLOAT_MAX, MAX_ASPECT_RATIO, SIXTEEN_BIT_MAX, WHITE,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from index.constants import (
     ID_LENGTH, IMAGE_PRESENT, KEY_LENGTH, NAME_LENGTH, PATH_LENGTH, RUN_RUNNING, SHA256_LENGTH,
     STATUS_LENGTH,
 )
-from index.records import BuildRun, ImageRecord, Problem, ReferenceSet
+from index.collection.entries import Problem
+from index.records import BuildRun, ImageRecord, ReferenceSet
 from taxonomy.constants import RANK_LABELS, Rank
 from taxonomy.lineage import Lineage
 from taxonomy.taxon import Taxon

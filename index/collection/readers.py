@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index.constants import CLASS_FOLDER_SEPARATORS, IMAGE_SUFFIXES, SPLIT_FOLDERS
-from index.records import CatalogEntry, Problem
+from index.collection.constants import CLASS_FOLDER_SEPARATORS, IMAGE_SUFFIXES, SPLIT_FOLDERS
+from index.collection.entries import CatalogEntry, Problem
 from taxonomy.columns import OPTIONAL_COLUMNS, PATH_COLUMN, HeaderMap
 from taxonomy.constants import KEY_SEPARATOR, RANK_LABELS, Rank
 from taxonomy.lineage import Lineage
