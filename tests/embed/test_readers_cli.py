@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,8 @@ from tests.collections import make_collection
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 180
-SECOND_BUILD_IMAGES = 800  # at batches of 2, long enough for three CLIs to start beside it
+SECOND_BUILD_IMAGES = 1600  # at batches of 2, still writing when three CLIs have started beside it
+OVERLAP_S = 2  # the CLIs start while the build writes; then the build is paused so that it holds the store
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
@@ -62,8 +64,14 @@ def test_search_predict_and_status_answer_while_a_build_runs(tmp_path, tiny):
         commands = [_embed("search", "--text", "a photo of Pica hudsonia.", "--k", "3", "--format", "json", *common),
                     _embed("predict", str(first.images / first.paths[0]), "--k", "2", "--format", "csv", *common),
                     _embed("status", "--format", "json", *common)]
-        (search, _), (predict, _), (status, _) = outputs = [c.communicate(timeout=WAIT_S) for c in commands]
-        assert build.poll() is None and _held(store), "the build ended before the readers ran: make it longer"
+        time.sleep(OVERLAP_S)
+        assert build.poll() is None, "the build ended before the readers ran: make it longer"
+        build.send_signal(signal.SIGSTOP)  # a faster build must not end before the readers answer
+        try:
+            (search, _), (predict, _), (status, _) = outputs = [c.communicate(timeout=WAIT_S) for c in commands]
+            assert _held(store)
+        finally:
+            build.send_signal(signal.SIGCONT)
         assert [c.returncode for c in commands] == [0, 0, 0], [err[-2000:] for _, err in outputs]
         assert len(json.loads(search)) == 3
         assert len(predict.splitlines()) == 3  # header + 2 rows
