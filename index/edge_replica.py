@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "edge_config.json"
 SEGMENTS_DIR = "segments"
 COPY_BLOCK = 64 * 2**20
+STAGING_PREFIX = ".new-"  # a reader folder not yet locked
+STAGING_GRACE_S = 60  # after this, an unlocked staging folder is a reader that died making it
 
 Manifest = dict[str, Any]  # segment id -> {"segment_id", "segment_version", "file_versions"}
 
@@ -268,13 +270,28 @@ def readers_dir(root: Path) -> Path:
 
 
 def new_reader_folder(root: Path) -> tuple[Path, int]:
-    """A folder for this reader's replicas and the descriptor holding its lock; dead readers' go first."""
+    """A folder for this reader's replicas and the descriptor holding its lock; dead readers' go first.
+
+    The folder is made and locked under a hidden name, then renamed: another reader clearing dead
+    readers never sees it unlocked (the lock follows the file through the rename).
+    """
     remove_dead_readers(root)
-    folder = readers_dir(root) / f"{os.getpid()}-{secrets.token_hex(4)}"
-    folder.mkdir(parents=True)
-    fd = _try_lock(folder / READER_LOCK_FILE, fcntl.LOCK_EX)
-    assert fd is not None  # a new folder's lock is free
+    name = f"{os.getpid()}-{secrets.token_hex(4)}"
+    staging = readers_dir(root) / f"{STAGING_PREFIX}{name}"
+    staging.mkdir(parents=True)
+    fd = _try_lock(staging / READER_LOCK_FILE, fcntl.LOCK_EX)
+    if fd is None:
+        raise OSError(f"could not lock the new reader folder {staging}")
+    folder = staging.with_name(name)
+    staging.rename(folder)
     return folder, fd
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
 
 
 def remove_dead_readers(root: Path) -> list[Path]:
@@ -284,6 +301,8 @@ def remove_dead_readers(root: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for entry in folder.iterdir():
+        if entry.name.startswith(STAGING_PREFIX) and not _older_than(entry, STAGING_GRACE_S):
+            continue  # a reader between making its folder and locking it
         fd = _try_lock(entry / READER_LOCK_FILE, fcntl.LOCK_EX) if entry.is_dir() else None
         if fd is not None:
             try:

@@ -18,7 +18,7 @@ import pytest
 
 from index.constants import PUBLISH_INTERVAL_S, READERS_DIR
 from index.convert import image_payload
-from index.edge_replica import current_generation
+from index.edge_replica import STAGING_GRACE_S, STAGING_PREFIX, current_generation, new_reader_folder, remove_dead_readers
 from index.schema import IMAGES
 from index.store import StoreError, open_store
 from tests.index.test_store_contract import DIM, RECORDS
@@ -237,3 +237,20 @@ def test_a_writer_publishes_mid_build_only_while_readers_are_open(tmp_path, monk
     assert current_generation(root).clean  # closing published the rest
     with open_store(str(root), read_only=True) as reader:
         assert reader.count(IMAGES) == 4
+
+
+def test_a_reader_folder_is_locked_before_other_readers_can_see_it(tmp_path):
+    """Clearing dead readers never takes a folder whose reader is still making it (the race two CLIs hit)."""
+    making = tmp_path / READERS_DIR / f"{STAGING_PREFIX}123-abcd"
+    making.mkdir(parents=True)
+    folder, fd = new_reader_folder(tmp_path)  # clears dead readers first
+    try:
+        assert making.is_dir() and not folder.name.startswith(STAGING_PREFIX)
+        assert remove_dead_readers(tmp_path) == []  # a live reader and one being made
+        old = time.time() - STAGING_GRACE_S - 1
+        os.utime(making, (old, old))
+        assert remove_dead_readers(tmp_path) == [making]  # died between making and locking
+        assert folder.is_dir()
+    finally:
+        os.close(fd)
+    assert remove_dead_readers(tmp_path) == [folder]
