@@ -21,7 +21,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from index.convert import Hit, hit_of
 from index.filters import FilterSpec, FilterTerms, translate
-from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection
+from index.schema import COLLECTIONS, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection
+from index.search_params import SearchPlan
 from index.vector_store import (
     DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Changes, ClusterLayout, CollectionInfo, Query, StoreError,
     StoreUnavailableError, VectorStore, _check_positive,
@@ -44,6 +45,11 @@ _TERMS = FilterTerms(
 
 def _client_filter(spec: FilterSpec | None) -> models.Filter | None:
     return translate(spec, _TERMS)
+
+
+def _client_params(plan: SearchPlan) -> models.SearchParams:
+    acorn = models.AcornSearchParams(enable=True, max_selectivity=1.0) if plan.acorn else None  # the plan chose it
+    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, acorn=acorn)
 
 
 class ClientStore(VectorStore):
@@ -117,11 +123,11 @@ class ClientStore(VectorStore):
         except ResponseHandlingException as e:
             raise StoreUnavailableError(f"the Qdrant server at {self.location} stopped answering: {e}") from e
 
-    def _params(self, exact: bool, hnsw_ef: int | None) -> models.SearchParams | None:
+    def _params(self, plan: SearchPlan) -> models.SearchParams | None:
         # Local mode always scans every vector (and warns when given search params): exact anyway.
-        if self.location == MEMORY_LOCATION or (not exact and hnsw_ef is None):
+        if self.location == MEMORY_LOCATION or plan == SearchPlan():
             return None
-        return models.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+        return _client_params(plan)
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -180,9 +186,8 @@ class ClientStore(VectorStore):
             # Local mode warns that it keeps no payload indexes; a server does, and is what they are for.
             warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
             for field in missing:
-                self._call(
-                    self._client.create_payload_index, collection, field, field_schema=models.PayloadSchemaType.KEYWORD,
-                )
+                schema = models.KeywordIndexParams(type="keyword", enable_hnsw=field in HNSW_LINK_FIELDS)
+                self._call(self._client.create_payload_index, collection, field, field_schema=schema)
         if missing and present:
             logger.warning("added the keyword indexes %s missing from %r at %s (a build was interrupted while "
                            "creating them)", ", ".join(missing), collection, self.location)
@@ -224,10 +229,15 @@ class ClientStore(VectorStore):
     def _count(self, collection: str, spec: FilterSpec | None) -> int:
         return int(self._call(self._client.count, collection, count_filter=_client_filter(spec), exact=True).count)
 
+    def _estimate(self, collection: str, spec: FilterSpec) -> tuple[int, int]:
+        size, total = (int(self._call(self._client.count, collection, count_filter=f, exact=False).count)
+                       for f in (_client_filter(spec), None))
+        return size, total
+
     def _query_args(self, request: Query, vector: np.ndarray) -> dict[str, Any]:
         return dict(
             query=vector.tolist(), using=request.vector_name, query_filter=_client_filter(request.spec),
-            search_params=self._params(request.exact, request.hnsw_ef), limit=request.k, with_payload=True,
+            search_params=self._params(request.plan), limit=request.k, with_payload=request.payload,
             with_vectors=[request.vector_name] if request.with_vectors else False,
         )
 
@@ -242,7 +252,7 @@ class ClientStore(VectorStore):
 
     def _query_batch(self, request: Query, matrix: np.ndarray) -> list[list[Any]]:
         query_filter = _client_filter(request.spec)
-        params = self._params(request.exact, request.hnsw_ef)
+        params = self._params(request.plan)
         requests = [
             models.QueryRequest(query=q.tolist(), using=request.vector_name, filter=query_filter, params=params,
                                 limit=request.k, with_payload=True)

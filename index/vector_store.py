@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +28,7 @@ from index.schema import (
     CATALOG_SOURCE, COLLECTIONS, IMAGES, REPLICATION_ENV, SHARDS_ENV, TAXA, check_collection, check_dim,
     check_keyword_field, check_vector_name,
 )
+from index.search_params import SearchPlan, plan_search, planned_search
 from taxonomy.taxon import Taxon
 
 DEFAULT_RETRIES = 5
@@ -88,6 +89,16 @@ class EdgeSettings:
     full_scan_threshold_kb: int | None = None
     indexing_threshold_kb: int | None = None
     max_search_threads: int | None = None
+    # Payload-aware links per `lineage`/`rank` value (Qdrant's payload_m; None: m); 0 turns them off.
+    payload_m: int | None = None
+    # "int8": scalar-quantized copies of the vectors in RAM, the float32 originals on disk, read only
+    # to rescore `oversampling` * k candidates (None: 4.0). Set when a shard is created.
+    quantization: str | None = None
+    oversampling: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantization not in (None, "int8"):
+            raise ValueError(f"EdgeSettings.quantization: expected None or 'int8', got {self.quantization!r}")
 
 
 @dataclass(frozen=True)
@@ -293,11 +304,22 @@ class VectorStore:
         if group_by is not None:
             check_keyword_field(group_by, "group_by")
         vector = as_query(query, self._dim_of(collection, vector_name))
-        request = Query(collection, vector_name, k, filter, exact, hnsw_ef, with_vectors)
+        request = self._planned(Query(collection, vector_name, k, filter, exact, hnsw_ef, with_vectors))
         if group_by is not None:
             return self._query_groups(request, vector, group_by, group_size)
         out = vector_name if with_vectors else None
-        return [hit_of(p, float(p.score), out) for p in self._query(request, vector)]
+
+        def run(plan: SearchPlan, limit: int, filtered: bool) -> list[Hit]:
+            asked = replace(request, k=limit, plan=plan)
+            if not filtered:
+                asked = replace(asked, filter=None, with_vectors=False, payload=False)
+            return [hit_of(p, float(p.score), out if filtered else None) for p in self._query(asked, vector)]
+
+        def narrow(hits: list[Hit], limit: int) -> list[Hit]:
+            inside = replace(request, k=limit, ids=tuple(h.id for h in hits), plan=SearchPlan())
+            return [hit_of(p, float(p.score), out) for p in self._query(inside, vector)]
+
+        return planned_search(request.plan, k, run, narrow)
 
     def search_batch(
         self,
@@ -316,7 +338,7 @@ class VectorStore:
         matrix = as_queries(queries, self._dim_of(collection, vector_name))
         if not len(matrix):
             return []
-        answers = self._query_batch(Query(collection, vector_name, k, filter, exact, hnsw_ef), matrix)
+        answers = self._query_batch(self._planned(Query(collection, vector_name, k, filter, exact, hnsw_ef)), matrix)
         return [[hit_of(p, float(p.score)) for p in points] for points in answers]
 
     def retrieve(self, collection: str, ids: Sequence[str], vector_name: str | None = None) -> list[Hit]:
@@ -439,6 +461,21 @@ class VectorStore:
     def _count(self, collection: str, spec: FilterSpec | None) -> int:
         raise NotImplementedError()
 
+    def _estimate(self, collection: str, spec: FilterSpec) -> tuple[int, int]:
+        """The engine's quick estimate of the points matching `spec`, and of all points."""
+        raise NotImplementedError()
+
+    def _planned(self, request: Query) -> Query:
+        """`request` with its plan (`index.search_params`), made from the engine's estimate of the filter's size."""
+        spec = None if request.exact else request.spec
+        if spec is None:
+            plan = plan_search(filtered=False, cardinality=None, total=None, k=request.k, hnsw_ef=request.hnsw_ef,
+                               exact=request.exact)
+        else:
+            size, total = self._estimate(request.collection, spec)
+            plan = plan_search(filtered=True, cardinality=size, total=total, k=request.k, hnsw_ef=request.hnsw_ef)
+        return replace(request, plan=plan)
+
     def _query(self, request: Query, vector: np.ndarray) -> list[Any]:
         """The scored points nearest to `vector`, best first."""
         raise NotImplementedError()
@@ -498,10 +535,13 @@ class Query:
     exact: bool = False
     hnsw_ef: int | None = None
     with_vectors: bool = False
+    plan: SearchPlan = SearchPlan()  # how the engine searches: VectorStore._planned
+    ids: tuple[str, ...] | None = None  # only these points
+    payload: bool = True
 
     @property
     def spec(self) -> FilterSpec | None:
-        return filter_spec(self.filter)
+        return filter_spec(self.filter, ids=self.ids)
 
 
 def _check_positive(value: int, what: str) -> None:
