@@ -21,7 +21,10 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec
-from index.schema import COLLECTIONS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field
+from index.schema import (
+    COLLECTIONS, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field,
+)
+from index.search_params import SearchPlan, plan_search
 from index.store import (
     DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit,
     MissingIndexError, StoreError, StoreUnavailableError, VectorStore, _check_positive, _paged,
@@ -50,6 +53,11 @@ def _client_filter(spec: FilterSpec | None) -> models.Filter | None:
     if spec.has_field is not None:
         must_not.append(models.IsEmptyCondition(is_empty=models.PayloadField(key=spec.has_field)))
     return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def _client_params(plan: SearchPlan) -> models.SearchParams:
+    acorn = models.AcornSearchParams(enable=True, max_selectivity=1.0) if plan.acorn else None  # the plan chose it
+    return models.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, acorn=acorn)
 
 
 def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
@@ -130,11 +138,21 @@ class ClientStore(VectorStore):
         except ResponseHandlingException as e:
             raise StoreUnavailableError(f"the Qdrant server at {self.location} stopped answering: {e}") from e
 
-    def _params(self, exact: bool, hnsw_ef: int | None) -> models.SearchParams | None:
+    def _params(
+        self, collection: str, filter: SearchFilter | None, k: int, exact: bool, hnsw_ef: int | None
+    ) -> models.SearchParams | None:
+        """`index.search_params.plan_search` from the server's estimate of the filter's size."""
         # Local mode always scans every vector (and warns when given search params): exact anyway.
-        if self.location == MEMORY_LOCATION or (not exact and hnsw_ef is None):
+        if self.location == MEMORY_LOCATION:
             return None
-        return models.SearchParams(hnsw_ef=hnsw_ef, exact=exact)
+        query_filter = None if exact else _client_filter(filter_spec(filter))
+        size = total = None
+        if query_filter is not None:
+            size, total = (int(self._call(self._client.count, collection, count_filter=f, exact=False).count)
+                           for f in (query_filter, None))
+        plan = plan_search(filtered=query_filter is not None, cardinality=size, total=total, k=k, hnsw_ef=hnsw_ef,
+                           exact=exact)
+        return None if plan == SearchPlan() else _client_params(plan)
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -194,7 +212,8 @@ class ClientStore(VectorStore):
             warnings.filterwarnings("ignore", message="Payload indexes have no effect in the local Qdrant")
             for field in missing:
                 self._call(
-                    self._client.create_payload_index, collection, field, field_schema=models.PayloadSchemaType.KEYWORD,
+                    self._client.create_payload_index, collection, field,
+                    field_schema=models.KeywordIndexParams(type="keyword", enable_hnsw=field in HNSW_LINK_FIELDS),
                 )
         if missing and present:
             logger.warning("added the keyword indexes %s missing from %r at %s (a build was interrupted while "
@@ -293,7 +312,7 @@ class ClientStore(VectorStore):
         vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef).tolist()
         common: dict[str, Any] = dict(
             query=vector, using=vector_name, query_filter=_client_filter(filter_spec(filter)),
-            search_params=self._params(exact, hnsw_ef), limit=k, with_payload=True,
+            search_params=self._params(collection, filter, k, exact, hnsw_ef), limit=k, with_payload=True,
             with_vectors=[vector_name] if with_vectors else False,
         )
         out = vector_name if with_vectors else None
@@ -320,7 +339,7 @@ class ClientStore(VectorStore):
         if not len(matrix):
             return []
         query_filter = _client_filter(filter_spec(filter))
-        params = self._params(exact, hnsw_ef)
+        params = self._params(collection, filter, k, exact, hnsw_ef)
         requests = [
             models.QueryRequest(query=q.tolist(), using=vector_name, filter=query_filter, params=params,
                                 limit=k, with_payload=True)

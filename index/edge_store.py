@@ -67,8 +67,9 @@ from index.edge_replica import (
 )
 from index.convert import check_point_id
 from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
+from index.search_params import SearchPlan, plan_search
 from index.schema import (
-    COLLECTIONS, FREE_MARGIN_ENV, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
+    COLLECTIONS, FREE_MARGIN_ENV, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
 )
 from index.store import (
     FACET_LIMIT, UPSERT_CHUNK, EdgeSettings, Hit, MissingIndexError, StoreError, StoreFullError, StoreLockedError,
@@ -82,6 +83,7 @@ SCROLL_PAGE = 512
 GROUP_FETCH_START = 64  # first fetch of a grouped search: at least this, or 4 * k * group_size
 GROUP_FETCH_MAX = 65_536  # grouping by the array field `lineage` widens its fetch up to this
 _DEFAULTS = {"m": 16, "ef_construct": 100, "full_scan_threshold": 10_000}
+DEFAULT_OVERSAMPLING = 2.0
 
 _open_roots: set[Path] = set()
 _open_lock = threading.Lock()
@@ -222,6 +224,15 @@ def _edge_filter(spec: FilterSpec | None) -> qe.Filter | None:
     if spec.has_field is not None:
         must_not.append(qe.IsEmptyCondition(spec.has_field))
     return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _edge_params(plan: SearchPlan, settings: EdgeSettings) -> qe.SearchParams:
+    acorn = qe.AcornSearchParams(enable=True, max_selectivity=1.0) if plan.acorn else None  # the plan chose it
+    quantization = None
+    if not plan.exact:  # a shard without quantized vectors ignores these; one with them (settings or disk) uses them
+        oversampling = settings.oversampling or DEFAULT_OVERSAMPLING
+        quantization = qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+    return qe.SearchParams(hnsw_ef=plan.hnsw_ef, exact=plan.exact, acorn=acorn, quantization=quantization)
 
 
 def _hit(point: Any, score: float | None, vector_name: str | None = None, group: str | None = None) -> Hit:
@@ -548,17 +559,24 @@ class EdgeStore(VectorStore):
         s = self.settings
         hnsw = None
         wanted = {"m": s.hnsw_m, "ef_construct": s.hnsw_ef_construct, "full_scan_threshold": s.full_scan_threshold_kb}
-        if any(v is not None for v in wanted.values()):
-            kept = (persisted or {}).get("hnsw_config") or {}
+        kept = (persisted or {}).get("hnsw_config") or {}
+        if any(v is not None for v in wanted.values()) or s.payload_m is not None:
             hnsw = qe.HnswIndexConfig(**{
                 k: v if v is not None else int(kept.get(k) or _DEFAULTS[k]) for k, v in wanted.items()
-            })
+            }, payload_m=s.payload_m if s.payload_m is not None else kept.get("payload_m"))
+        quantization = None
+        if s.quantization == "int8" or (persisted or {}).get("quantization_config"):
+            # Kept once set: a store opened with other settings does not drop its quantized copies.
+            quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
         optimizers = None
         if s.indexing_threshold_kb is not None:
             optimizers = qe.EdgeOptimizersConfig(indexing_threshold=s.indexing_threshold_kb)
-        params = {n: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for n, d in vectors.items()}
+        on_disk = True if quantization is not None else None  # the originals are read only to rescore
+        params = {n: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, on_disk=on_disk)
+                  for n, d in vectors.items()}
         return qe.EdgeConfig(
-            vectors=params, hnsw_config=hnsw, optimizers=optimizers, max_search_threads=s.max_search_threads
+            vectors=params, hnsw_config=hnsw, optimizers=optimizers, max_search_threads=s.max_search_threads,
+            quantization_config=quantization,
         )
 
     def _has_settings(self) -> bool:
@@ -609,7 +627,8 @@ class EdgeStore(VectorStore):
             self._check_free_space()
         with self._disk_errors(f"creating the payload indexes of {self.root / collection}"):
             for field in missing:
-                shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                params = qe.KeywordIndexParams(enable_hnsw=field in HNSW_LINK_FIELDS)
+                shard.update(qe.UpdateOperation.create_field_index(field, params))
         if missing and present:
             logger.warning("added the keyword indexes %s missing from %s (a build was interrupted while "
                            "creating them)", ", ".join(missing), self.root / collection)
@@ -720,15 +739,23 @@ class EdgeStore(VectorStore):
             return 0
         return shard.count(qe.CountRequest(exact=True, filter=_edge_filter(filter_spec(filter, has_vector=vector))))
 
+    def _plan(self, shard: Any, filter: SearchFilter | None, k: int, exact: bool, hnsw_ef: int | None) -> SearchPlan:
+        """`index.search_params.plan_search` from the engine's estimate of the filter's size."""
+        edge_filter = None if exact else _edge_filter(filter_spec(filter))
+        if edge_filter is None:
+            return plan_search(filtered=False, cardinality=None, total=None, k=k, hnsw_ef=hnsw_ef, exact=exact)
+        size, total = (shard.count(qe.CountRequest(exact=False, filter=f)) for f in (edge_filter, None))
+        return plan_search(filtered=True, cardinality=size, total=total, k=k, hnsw_ef=hnsw_ef)
+
     def _request(
         self, query: np.ndarray, vector_name: str, limit: int, spec: FilterSpec | None,
-        exact: bool, hnsw_ef: int | None, with_vectors: bool, payload: bool | list[str] = True,
+        plan: SearchPlan, with_vectors: bool, payload: bool | list[str] = True,
     ) -> qe.QueryRequest:
         return qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(query.tolist(), using=vector_name),
             filter=_edge_filter(spec),
-            params=qe.SearchParams(hnsw_ef=hnsw_ef, exact=exact),
+            params=_edge_params(plan, self.settings),
             with_payload=payload,
             with_vector=[vector_name] if with_vectors else False,
         )
@@ -750,13 +777,14 @@ class EdgeStore(VectorStore):
         vector = self._search_args(collection, vector_name, query, k, group_by, group_size, hnsw_ef)
         shard = self._shard(collection)
         assert shard is not None  # _search_args found the vector, so the shard exists
+        plan = self._plan(shard, filter, k, exact, hnsw_ef)
         if group_by is None:
-            request = self._request(vector, vector_name, k, filter_spec(filter), exact, hnsw_ef, with_vectors)
+            request = self._request(vector, vector_name, k, filter_spec(filter), plan, with_vectors)
             return [_hit(p, float(p.score), vector_name if with_vectors else None) for p in shard.query(request)]
 
         def probe(limit: int, spec: FilterSpec | None) -> qe.QueryRequest:
             # Grouping needs only the group field; full payloads are read for the final hits alone.
-            return self._request(vector, vector_name, limit, spec, exact, hnsw_ef, False, [group_by])
+            return self._request(vector, vector_name, limit, spec, plan, False, [group_by])
 
         groups = self._grouped(shard, probe, filter, group_by, k, group_size)
         ids = [h.id for _, members in groups for h in members]
@@ -831,7 +859,8 @@ class EdgeStore(VectorStore):
         shard = self._shard(collection)
         assert shard is not None
         spec = filter_spec(filter)
-        requests = [self._request(q, vector_name, k, spec, exact, hnsw_ef, False) for q in matrix]
+        plan = self._plan(shard, filter, k, exact, hnsw_ef)
+        requests = [self._request(q, vector_name, k, spec, plan, False) for q in matrix]
         answers = shard.query_batch(qe.QueryBatchRequest(requests)) if requests else []
         return [[_hit(p, float(p.score)) for p in points] for points in answers]
 

@@ -46,6 +46,10 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {IMAGES: IMAGE_FIELDS, TAXA: TAXON_
 # Keyword payload indexes, created on both collections before any point is written. They are
 # also the only fields `facet_counts` and `group_by` accept: the engine facets only indexed fields.
 KEYWORD_INDEX_FIELDS: tuple[str, ...] = (*RANK_LABELS, TAXON, LINEAGE, RANK, SPLIT, SOURCE, SOURCES)
+# The fields whose values get payload-aware HNSW links (Qdrant's filterable HNSW: extra links among
+# the points of each value holding more than the full-scan threshold, built with the graph).
+# `lineage` covers every clade filter; the rank fields would repeat its links, so they are off.
+HNSW_LINK_FIELDS: tuple[str, ...] = (LINEAGE, RANK)
 
 DISTANCE = "Cosine"
 

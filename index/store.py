@@ -117,6 +117,16 @@ class EdgeSettings:
     full_scan_threshold_kb: int | None = None
     indexing_threshold_kb: int | None = None
     max_search_threads: int | None = None
+    # Payload-aware links per `lineage`/`rank` value (Qdrant's payload_m; None: m); 0 turns them off.
+    payload_m: int | None = None
+    # "int8": scalar-quantized copies of the vectors in RAM, the float32 originals on disk, read only
+    # to rescore `oversampling` * k candidates (None: 2.0). Set when a shard is created.
+    quantization: str | None = None
+    oversampling: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantization not in (None, "int8"):
+            raise ValueError(f"EdgeSettings.quantization: expected None or 'int8', got {self.quantization!r}")
 
 
 class VectorStore:

@@ -1,0 +1,144 @@
+"""Filtered search keeps its recall: the plan of `index.search_params` and both back ends using it.
+
+A 10k-point store whose HNSW graph is forced on small filters (full-scan threshold 1 KB) and whose
+`split` field has no payload-aware links: the engine's plain filtered HNSW search then strands in
+the graph for a filter keeping 2 % of the points at random. The plan (exact below a cardinality,
+ACORN with a widened beam above it) brings recall@10 against exact search back to >= 0.95.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient, models
+
+import index.search_params as search_params
+from index.client_store import ClientStore, _client_params
+from index.records import ImageRecord, image_point_id
+from index.search_params import SearchPlan, SearchPolicy, plan_search
+from index.store import EdgeSettings, SearchFilter, open_store
+from taxonomy import Lineage
+
+POINTS, DIM, K = 10_000, 32, 10
+RARE = "rare"  # the split of ~2 % of the points, drawn at random
+LINEAGE = Lineage.from_ranks(["Animalia", "Chordata", "Aves", "Passeriformes", "Corvidae", "Pica", "hudsonia"])
+
+
+# --- the plan, pure -----------------------------------------------------------------------------------
+
+def test_no_filter_keeps_what_was_asked():
+    assert plan_search(filtered=False, cardinality=None, total=None, k=10, hnsw_ef=64) == SearchPlan(hnsw_ef=64)
+    assert plan_search(filtered=False, cardinality=None, total=None, k=10) == SearchPlan()
+    assert plan_search(filtered=True, cardinality=5, total=10, k=10, exact=True).exact
+
+
+@pytest.mark.parametrize(("cardinality", "exact", "acorn", "ef"), [
+    (0, True, False, None),                # an empty filter: nothing to walk
+    (2_000, True, False, None),            # 0.2 % of 1M: score the clade's points
+    (20_000, True, False, None),           # at the threshold
+    (60_000, False, True, 523),            # 6 %: ACORN, 128 / sqrt(0.06) = 523 -> capped at 512
+    (300_000, False, True, 234),           # 30 %: ACORN, a wider beam
+    (500_000, False, False, 128),          # 50 %: the graph holds, plain HNSW
+])
+def test_plan_follows_the_filter_size(cardinality, exact, acorn, ef):
+    plan = plan_search(filtered=True, cardinality=cardinality, total=1_000_000, k=10, hnsw_ef=128)
+    expected_ef = None if exact else min(ef, search_params.DEFAULT_POLICY.ef_max)
+    assert (plan.exact, plan.acorn, plan.hnsw_ef, plan.cardinality) == (exact, acorn, expected_ef, cardinality)
+
+
+def test_the_beam_never_shrinks_below_what_was_asked_or_k():
+    policy = SearchPolicy(exact_max_points=0, ef_max=64)
+    assert plan_search(filtered=True, cardinality=50, total=1000, k=10, hnsw_ef=200, policy=policy).hnsw_ef == 200
+    assert plan_search(filtered=True, cardinality=150, total=1000, k=100, hnsw_ef=16, policy=policy).hnsw_ef == 100
+
+
+def test_client_params_of_a_plan():
+    params = _client_params(SearchPlan(hnsw_ef=300, acorn=True))
+    assert params.hnsw_ef == 300 and params.acorn == models.AcornSearchParams(enable=True, max_selectivity=1.0)
+    assert _client_params(SearchPlan(exact=True)).exact is True
+
+
+# --- a store where the filtered graph fails -----------------------------------------------------------
+
+def _points(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((POINTS, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rare = rng.random(POINTS) < 0.02
+    records = [ImageRecord(id=image_point_id(f"p{i}"), root="/r", path=f"p{i}", sha256="0" * 64, bytes=0, width=1,
+                           height=1, lineage=LINEAGE, split=RARE if rare[i] else "train") for i in range(POINTS)]
+    queries = rng.standard_normal((40, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return vectors, records, rare, queries
+
+
+def _recall(store, vectors, records, rare, queries, **kwargs) -> float:
+    ids = np.array([r.id for r in records])[rare]
+    found = []
+    for q in queries:
+        expected = set(ids[np.argsort(-(vectors[rare] @ q))[:K]])
+        hits = store.search("images", "v", q, K, SearchFilter(match=(("split", RARE),)), **kwargs)
+        found.append(len(expected & {h.id for h in hits}) / K)
+    return float(np.mean(found))
+
+
+@pytest.fixture(scope="module")
+def edge_store(tmp_path_factory):
+    vectors, records, rare, queries = _points()
+    # HNSW for any filter size (no full scan below 1 KB), a graph per ~1 MB segment.
+    settings = EdgeSettings(hnsw_m=8, hnsw_ef_construct=32, full_scan_threshold_kb=1, indexing_threshold_kb=100)
+    store = open_store(str(tmp_path_factory.mktemp("recall") / "store"), edge_settings=settings)
+    store.upsert_images("v", records, vectors)
+    store.optimize()
+    yield store, vectors, records, rare, queries
+    store.close()
+
+
+def test_edge_selective_filter_reaches_the_recall_bar(edge_store, monkeypatch):
+    store, *data = edge_store
+    assert store.info("images")["indexed_vectors"] >= POINTS // 2  # the graph is there
+    # What the engine gives when left alone: plain filtered HNSW at the asked beam.
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0, acorn_max_selectivity=0))
+    before = _recall(store, *data, hnsw_ef=16)
+    monkeypatch.undo()
+    after = _recall(store, *data, hnsw_ef=16)
+    assert before < 0.9, f"the fixture should make plain filtered HNSW fail (recall {before:.3f})"
+    assert after >= 0.95
+
+
+def test_edge_acorn_alone_lifts_the_recall(edge_store, monkeypatch):
+    store, *data = edge_store
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0, acorn_max_selectivity=0))
+    plain = _recall(store, *data, hnsw_ef=16)
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0))
+    acorn = _recall(store, *data, hnsw_ef=16)
+    assert acorn > plain + 0.5, (plain, acorn)  # the exact tier takes the rest at this size
+
+
+def test_edge_search_batch_uses_the_plan(edge_store):
+    store, vectors, records, rare, queries = edge_store
+    search_filter = SearchFilter(match=(("split", RARE),))
+    batch = store.search_batch("images", "v", queries[:5], K, search_filter, hnsw_ef=16)
+    ids = np.array([r.id for r in records])[rare]
+    for q, hits in zip(queries[:5], batch):
+        assert [h.id for h in hits] == list(ids[np.argsort(-(vectors[rare] @ q))[:K]])
+
+
+def test_client_store_plans_from_the_server_estimate():
+    vectors, records, rare, queries = _points()
+    # Local mode scans every vector, so it ignores search params; a store that believes it talks
+    # to a server still asks for the filter's size and builds the params it would send.
+    store = ClientStore(QdrantClient(location=":memory:"), "http://server.test:6333")
+    store.upsert_images("v", records[:2000], vectors[:2000])
+    rare_filter = SearchFilter(match=(("split", RARE),))
+    params = store._params("images", rare_filter, K, False, 64)
+    assert params.exact is True and params.acorn is None  # ~40 points: scored exactly
+    assert store._params("images", None, K, False, 64) == models.SearchParams(hnsw_ef=64, exact=False)
+    assert store._params("images", None, K, False, None) is None
+    policy = SearchPolicy(exact_max_points=10)
+    original = search_params.DEFAULT_POLICY
+    search_params.DEFAULT_POLICY = policy
+    try:
+        params = store._params("images", rare_filter, K, False, 64)
+    finally:
+        search_params.DEFAULT_POLICY = original
+    assert params.acorn is not None and params.acorn.enable and params.hnsw_ef > 64 and not params.exact
