@@ -9,15 +9,21 @@
   synthetic  N points (--points, 100k by default; 1M with --points 100000,1000000) of --dim
              clustered vectors (kingdom > phylum > ... > species centres, points around their
              species) in the embedded store (qdrant-edge, HNSW built by `optimize()`), searched
-             through `VectorStore.search` (what the app calls) unfiltered, within a phylum (~6% of
-             the points) and within a family (~0.2%), against exact numpy search over the same
-             float32 vectors (the clade's rows pre-gathered, so numpy pays no filter cost).
+             through `VectorStore.search` (what the app calls) unfiltered, within two kingdoms
+             (~50% of the points), within a phylum (~6%) and within a family (~0.2%), against exact
+             numpy search over the same float32 vectors (the clade's rows pre-gathered, so numpy
+             pays no filter cost). The store picks its search parameters from the filter's size
+             (`index.search_params`); each row names the plan. Also reported: the upsert and HNSW
+             build times, the store's disk use, and the RAM of a fresh process that opens the store
+             and runs the searches (its RSS growth), each per million points. --quantization int8
+             builds the store with scalar int8 copies in RAM and the float32 originals on disk.
 
 Every stage runs a burn-in, then --queries measured queries, one at a time. A table goes to
 stderr, one JSON line per result to stdout (device, cores, commit, dim, hnsw_ef, ...).
 
     .venv/bin/python bench/query_latency.py [--points 100000] [--dim 512] [--queries 200]
         [--hnsw-ef 128] [--skip-demo] [--skip-synthetic] [--demo-species 40] [--demo-per-species 10]
+        [--quantization int8] [--store FOLDER]
 
 1M points on 2 shared cores takes long (upsert plus HNSW build, tens of minutes): opt in with
 --points 100000,1000000.
@@ -71,6 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-synthetic", action="store_true", help="skip the synthetic stage")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"demo index cache (default: {CACHE})")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic stores (in --cache)")
+    parser.add_argument("--quantization", choices=("int8",), default=None,
+                        help="build the synthetic store with scalar int8 quantization (rescored searches)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="synthetic store folder (one size): built there when empty, reused when it "
+                             "holds the points (its build times read from build.json), kept")
     args = parser.parse_args(argv)
     try:
         args.points = [int(p) for p in args.points.split(",") if p.strip()]
@@ -78,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--points: expected comma-separated integers, got {args.points!r}")
     if any(p < 1000 for p in args.points) or args.queries < 1 or args.dim < 2:
         parser.error("--points must be >= 1000, --queries >= 1, --dim >= 2")
+    if args.store is not None and len(args.points) != 1:
+        parser.error("--store takes one --points size")
     return args
 
 
@@ -152,8 +165,8 @@ def synthetic(points: int, dim: int, rng: np.random.Generator):
     return vectors.astype(np.float32), which, lineages, species
 
 
-def load_synthetic(store, vectors: np.ndarray, which: np.ndarray, lineages: list) -> float:
-    """Upsert the points as images (payload with lineage keys), then build the HNSW index; seconds taken."""
+def load_synthetic(store, vectors: np.ndarray, which: np.ndarray, lineages: list) -> tuple[float, float]:
+    """Upsert the points as images (payload with lineage keys), then build the HNSW index; seconds of each."""
     from index.records import ImageRecord, image_point_id
 
     start = time.perf_counter()
@@ -168,12 +181,52 @@ def load_synthetic(store, vectors: np.ndarray, which: np.ndarray, lineages: list
             logger.info("upserted %d/%d points", begin + len(records), len(vectors))
     loaded = time.perf_counter()
     store.optimize()
-    logger.info("upsert %.0f s, HNSW build %.0f s", loaded - start, time.perf_counter() - loaded)
-    return time.perf_counter() - start
+    built = time.perf_counter()
+    logger.info("upsert %.0f s, HNSW build %.0f s", loaded - start, built - loaded)
+    return loaded - start, built - loaded
+
+
+def rss_bytes() -> int:
+    """This process's resident set (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+SERVE_PROBE = """
+import json, sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from index.store import SearchFilter, open_store
+def rss_bytes():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+queries = np.load(sys.argv[3]); keys = json.loads(sys.argv[4])
+before = rss_bytes()
+with open_store(sys.argv[2]) as store:
+    for key in keys:
+        f = SearchFilter(within=tuple(key)) if key else None
+        for q in queries:
+            store.search("images", sys.argv[5], q, 10, f, hnsw_ef=int(sys.argv[6]) or None)
+    print(rss_bytes() - before)
+"""
+
+
+def serving_rss(folder: Path, queries: np.ndarray, filters: list[tuple[str, ...]], ef: int | None) -> int:
+    """RSS growth of a fresh process that opens the store and runs `queries` under each filter."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "q.npy", queries)
+        out = subprocess.run([sys.executable, "-c", SERVE_PROBE, str(REPO), str(folder), str(Path(tmp) / "q.npy"),
+                              json.dumps([list(f) for f in filters]), SYNTHETIC_VECTOR, str(ef or 0)],
+                             capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def run_synthetic(points: int, args: argparse.Namespace) -> list[Result]:
+    from index.edge_replica import allocated_bytes
     from index.records import image_point_id
+    from index.search_params import plan_search
     from index.store import EdgeSettings, SearchFilter, open_store
     from taxonomy import Rank
 
@@ -181,56 +234,83 @@ def run_synthetic(points: int, args: argparse.Namespace) -> list[Result]:
     logger.info("synthetic: %d points of %d-d", points, args.dim)
     vectors, which, lineages, species = synthetic(points, args.dim, rng)
     ids = np.array([image_point_id(f"p{i}") for i in range(points)])
-    folder = Path(tempfile.mkdtemp(prefix=f"query-latency-{points}-", dir=args.cache if args.keep else None))
+    if args.store is not None:
+        folder = args.store
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"query-latency-{points}-", dir=args.cache if args.keep else None))
     ef = args.hnsw_ef or None
     results = []
-    store = open_store(str(folder), edge_settings=EdgeSettings())
+    settings = EdgeSettings(quantization=args.quantization)
+    timings = folder / "build.json"
     try:
-        build_s = load_synthetic(store, vectors, which, lineages)
+        with open_store(str(folder), edge_settings=settings) as store:
+            reused = store.count("images") == points and timings.is_file()
+            if reused:
+                upsert_s, build_s = json.loads(timings.read_text())["upsert_s"], json.loads(timings.read_text())["build_s"]
+                logger.info("reusing the store %s (%d points)", folder, points)
+            else:
+                upsert_s, build_s = load_synthetic(store, vectors, which, lineages)
+                timings.write_text(json.dumps({"upsert_s": upsert_s, "build_s": build_s}))
         # Queries: new points near random species (not in the store).
         picks = rng.integers(0, len(species), args.queries + BURN_IN)
         queries = species[picks] + POINT_SPREAD * rng.standard_normal((len(picks), args.dim)).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        clades: list[tuple[str, str | None]] = [("none", None)]
-        # Each filtered query stays inside the clade of its own species, as a user narrowing to it would.
+        kingdoms = sorted({lin.key(Rank.KINGDOM) for lin in lineages})
+        # Each filtered query stays inside the clade of its own species, as a user narrowing to it would;
+        # "2 kingdoms" is its kingdom and the next one (half the points).
+        clades: dict[str, list[tuple[str, ...]]] = {"none": [()] * len(queries)}
+        clades["2 kingdoms"] = [(k, kingdoms[(kingdoms.index(k) + 1) % len(kingdoms)])
+                                for k in (lineages[p].key(Rank.KINGDOM) for p in picks)]
         for rank in (Rank.PHYLUM, Rank.FAMILY):
-            clades.append((rank.label, rank.label))
-        for label, rank_label in clades:
-            if rank_label is None:
-                keys = [None] * len(queries)
-            else:
-                rank = Rank.parse(rank_label)
-                keys = [lineages[p].key(rank) for p in picks]
-            point_keys = {}
-            if rank_label is not None:
-                rank = Rank.parse(rank_label)
-                species_key = np.array([lin.key(rank) for lin in lineages])
-                point_keys = {key: np.flatnonzero(species_key[which] == key) for key in set(keys)}
-            subsets = {key: (vectors[rows], ids[rows]) for key, rows in point_keys.items()}
-            fraction = float(np.mean([len(point_keys[k]) for k in keys]) / points) if point_keys else 1.0
+            clades[rank.label] = [(lineages[p].key(rank),) for p in picks]
+        disk = allocated_bytes(folder)
+        probe = [keys[BURN_IN] for keys in clades.values()]
+        ram = serving_rss(folder, queries[BURN_IN:BURN_IN + min(50, args.queries)], probe, ef)
+        per_million = 1e6 / points
+        resources = {"disk_mb_per_million": round(disk / 1e6 * per_million), "serving_rss_mb_per_million":
+                     round(ram / 1e6 * per_million), "upsert_s": round(upsert_s, 1), "build_s": round(build_s, 1),
+                     "quantization": args.quantization or "none", "reused_store": reused}
+        logger.info("%d points: disk %.0f MB, serving RSS %.0f MB, upsert %.0f s, HNSW build %.0f s", points,
+                    disk / 1e6, ram / 1e6, upsert_s, build_s)
+        store = open_store(str(folder), edge_settings=settings)
+        try:
+            for label, keys in clades.items():
+                point_keys: dict[str, np.ndarray] = {}
+                for key in {k for pair in keys for k in pair}:
+                    rank = Rank.KINGDOM if label == "2 kingdoms" else Rank.parse(label)
+                    species_key = np.array([lin.key(rank) for lin in lineages])
+                    point_keys[key] = np.flatnonzero(species_key[which] == key)
+                rows_of = {pair: np.concatenate([point_keys[k] for k in pair]) for pair in set(keys) if pair}
+                subsets = {pair: (vectors[rows], ids[rows]) for pair, rows in rows_of.items()}
+                fraction = float(np.mean([len(rows_of[k]) for k in keys]) / points) if rows_of else 1.0
+                size = int(np.mean([len(rows_of[k]) for k in keys])) if rows_of else None
+                plan = plan_search(filtered=bool(rows_of), cardinality=size, total=points, k=K, hnsw_ef=ef)
 
-            def store_query(i: int, keys=keys) -> list[str]:
-                search_filter = SearchFilter(within=(keys[i],)) if keys[i] else None
-                return [h.id for h in store.search("images", SYNTHETIC_VECTOR, queries[i], K, search_filter,
-                                                   hnsw_ef=ef)]
+                def store_query(i: int, keys=keys) -> list[str]:
+                    search_filter = SearchFilter(within=keys[i]) if keys[i] else None
+                    return [h.id for h in store.search("images", SYNTHETIC_VECTOR, queries[i], K, search_filter,
+                                                       hnsw_ef=ef)]
 
-            def numpy_query(i: int, keys=keys, subsets=subsets) -> list[str]:
-                matrix, row_ids = subsets[keys[i]] if keys[i] else (vectors, ids)
-                return list(row_ids[exact_top(matrix, queries[i])])
+                def numpy_query(i: int, keys=keys, subsets=subsets) -> list[str]:
+                    matrix, row_ids = subsets[keys[i]] if keys[i] else (vectors, ids)
+                    return list(row_ids[exact_top(matrix, queries[i])])
 
-            store_ms, found = timed(lambda i: store_query(i + BURN_IN), args.queries)
-            numpy_ms, exact = timed(lambda i: numpy_query(i + BURN_IN), args.queries)
-            p50, p95, mean = stats(store_ms)
-            n50, n95, _ = stats(numpy_ms)
-            results.append(Result(
-                "synthetic", "vector -> images", points, label, fraction, args.queries, p50, p95, mean, n50, n95,
-                recall(found, exact), {"build_s": round(build_s, 1), "hnsw_ef": ef, "dim": args.dim},
-            ))
-            logger.info("%s filter=%s: p50 %.2f ms (numpy %.2f ms), recall@10 %.3f", points, label, p50, n50,
-                        results[-1].recall_at_10)
+                store_ms, found = timed(lambda i: store_query(i + BURN_IN), args.queries)
+                numpy_ms, exact = timed(lambda i: numpy_query(i + BURN_IN), args.queries)
+                del subsets
+                p50, p95, mean = stats(store_ms)
+                n50, n95, _ = stats(numpy_ms)
+                plan_text = "exact" if plan.exact else f"hnsw_ef {plan.hnsw_ef}" + (" + ACORN" if plan.acorn else "")
+                results.append(Result(
+                    "synthetic", "vector -> images", points, label, fraction, args.queries, p50, p95, mean, n50, n95,
+                    recall(found, exact), {"hnsw_ef": ef, "dim": args.dim, "plan": plan_text, **resources},
+                ))
+                logger.info("%s filter=%s (%s): p50 %.2f ms (numpy %.2f ms), recall@10 %.3f", points, label,
+                            plan_text, p50, n50, results[-1].recall_at_10)
+        finally:
+            store.close()
     finally:
-        store.close()
-        if not args.keep:
+        if args.store is None and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     return results
 
@@ -314,15 +394,23 @@ def run_demo(args: argparse.Namespace) -> list[Result]:
 # --- output -------------------------------------------------------------------------------------------
 
 def table(results: list[Result]) -> str:
-    header = (f"{'stage':<9} {'mode':<31} {'points':>8} {'filter':<8} {'in filter':>9} {'p50 ms':>8} "
-              f"{'p95 ms':>8} {'numpy p50':>9} {'ratio':>6} {'recall@10':>9}")
+    header = (f"{'stage':<9} {'mode':<31} {'points':>8} {'filter':<10} {'in filter':>9} {'p50 ms':>8} "
+              f"{'p95 ms':>8} {'numpy p50':>9} {'ratio':>6} {'recall@10':>9}  plan")
     lines = [header, "-" * len(header)]
     for r in results:
         numpy_p50 = f"{r.numpy_p50_ms:9.2f}" if r.numpy_p50_ms is not None else f"{'-':>9}"
         ratio = f"{r.ratio:6.2f}" if r.ratio is not None else f"{'-':>6}"
         rec = f"{r.recall_at_10:9.3f}" if r.recall_at_10 is not None else f"{'-':>9}"
-        lines.append(f"{r.stage:<9} {r.mode:<31} {r.points:>8} {r.filter:<8} {r.filter_fraction:>9.2%} "
-                     f"{r.p50_ms:8.2f} {r.p95_ms:8.2f} {numpy_p50} {ratio} {rec}")
+        lines.append(f"{r.stage:<9} {r.mode:<31} {r.points:>8} {r.filter:<10} {r.filter_fraction:>9.2%} "
+                     f"{r.p50_ms:8.2f} {r.p95_ms:8.2f} {numpy_p50} {ratio} {rec}  {r.extra.get('plan', '')}")
+    seen: set[tuple[int, str]] = set()
+    for r in results:
+        if "build_s" in r.extra and (r.points, r.extra["quantization"]) not in seen:
+            seen.add((r.points, r.extra["quantization"]))
+            e = r.extra
+            lines.append(f"{r.points} points ({e['quantization']} vectors): upsert {e['upsert_s']:.0f} s, HNSW build "
+                         f"{e['build_s']:.0f} s; per million points: disk {e['disk_mb_per_million']} MB, "
+                         f"RAM serving {e['serving_rss_mb_per_million']} MB")
     return "\n".join(lines)
 
 
