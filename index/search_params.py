@@ -33,7 +33,6 @@ class SearchPolicy:
     exact_max_points: int = 20_000
     acorn_max_selectivity: float = 0.4  # Qdrant's own default for ACORN
     ef_max: int = 512
-    oversampling: float = 2.0  # quantized stores: candidates rescored with the full vectors, per hit
 
 
 DEFAULT_POLICY = SearchPolicy()

@@ -120,7 +120,7 @@ class EdgeSettings:
     # Payload-aware links per `lineage`/`rank` value (Qdrant's payload_m; None: m); 0 turns them off.
     payload_m: int | None = None
     # "int8": scalar-quantized copies of the vectors in RAM, the float32 originals on disk, read only
-    # to rescore `oversampling` * k candidates (None: 2.0). Set when a shard is created.
+    # to rescore `oversampling` * k candidates (None: 4.0). Set when a shard is created.
     quantization: str | None = None
     oversampling: float | None = None
 
