@@ -20,11 +20,11 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec
+from index.filters import FilterSpec, SearchFilter, filter_spec, spec_matches
 from index.schema import (
     COLLECTIONS, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field,
 )
-from index.search_params import SearchPlan, plan_search
+from index.search_params import SearchPlan, plan_search, planned_search
 from index.store import (
     DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, FACET_LIMIT, UPSERT_CHUNK, ClusterLayout, Hit,
     MissingIndexError, StoreError, StoreUnavailableError, VectorStore, _check_positive, _paged,
@@ -141,18 +141,21 @@ class ClientStore(VectorStore):
     def _params(
         self, collection: str, filter: SearchFilter | None, k: int, exact: bool, hnsw_ef: int | None
     ) -> models.SearchParams | None:
+        plan = self._plan(collection, filter, k, exact, hnsw_ef)
+        return None if plan == SearchPlan() or self.location == MEMORY_LOCATION else _client_params(plan)
+
+    def _plan(self, collection: str, filter: SearchFilter | None, k: int, exact: bool, hnsw_ef: int | None) -> SearchPlan:
         """`index.search_params.plan_search` from the server's estimate of the filter's size."""
         # Local mode always scans every vector (and warns when given search params): exact anyway.
         if self.location == MEMORY_LOCATION:
-            return None
+            return SearchPlan(exact=exact, hnsw_ef=hnsw_ef)
         query_filter = None if exact else _client_filter(filter_spec(filter))
         size = total = None
         if query_filter is not None:
             size, total = (int(self._call(self._client.count, collection, count_filter=f, exact=False).count)
                            for f in (query_filter, None))
-        plan = plan_search(filtered=query_filter is not None, cardinality=size, total=total, k=k, hnsw_ef=hnsw_ef,
+        return plan_search(filtered=query_filter is not None, cardinality=size, total=total, k=k, hnsw_ef=hnsw_ef,
                            exact=exact)
-        return None if plan == SearchPlan() else _client_params(plan)
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -317,8 +320,17 @@ class ClientStore(VectorStore):
         )
         out = vector_name if with_vectors else None
         if group_by is None:
-            points = self._call(self._client.query_points, collection, **common).points
-            return [_hit(p, float(p.score), out) for p in points]
+            spec = filter_spec(filter)
+
+            def run(plan: SearchPlan, limit: int, filtered: bool) -> list[Hit]:
+                params = None if self.location == MEMORY_LOCATION else _client_params(plan)
+                points = self._call(self._client.query_points, collection, **{
+                    **common, "limit": limit, "search_params": params,
+                    "query_filter": common["query_filter"] if filtered else None}).points
+                return [_hit(p, float(p.score), out) for p in points]
+
+            plan = self._plan(collection, filter, k, exact, hnsw_ef)
+            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload))
         result = self._call(
             self._client.query_points_groups, collection, group_by=group_by, group_size=group_size, **common
         )

@@ -66,8 +66,8 @@ from index.edge_replica import (
     new_reader_folder, publish, reading, vectors_of,
 )
 from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits
-from index.search_params import SearchPlan, plan_search
+from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits, spec_matches
+from index.search_params import SearchPlan, plan_search, planned_search
 from index.schema import (
     COLLECTIONS, FREE_MARGIN_ENV, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
 )
@@ -781,8 +781,13 @@ class EdgeStore(VectorStore):
         assert shard is not None  # _search_args found the vector, so the shard exists
         plan = self._plan(shard, filter, k, exact, hnsw_ef)
         if group_by is None:
-            request = self._request(vector, vector_name, k, filter_spec(filter), plan, with_vectors)
-            return [_hit(p, float(p.score), vector_name if with_vectors else None) for p in shard.query(request)]
+            spec, out = filter_spec(filter), vector_name if with_vectors else None
+
+            def run(p: SearchPlan, limit: int, filtered: bool) -> list[Hit]:
+                request = self._request(vector, vector_name, limit, spec if filtered else None, p, with_vectors)
+                return [_hit(point, float(point.score), out) for point in shard.query(request)]
+
+            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload))
 
         def probe(limit: int, spec: FilterSpec | None) -> qe.QueryRequest:
             # Grouping needs only the group field; full payloads are read for the final hits alone.

@@ -126,6 +126,18 @@ def filter_spec(
     return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector, has_field)
 
 
+def spec_matches(spec: FilterSpec | None, payload: dict[str, Any]) -> bool:
+    """Whether a payload passes `spec`'s field conditions, as the engine would (ids and vectors unchecked)."""
+    if spec is None:
+        return True
+
+    def holds(field: str, values: tuple[str, ...]) -> bool:
+        return any(v in values for v in group_values(payload, field))
+
+    return all(holds(f, v) for f, v in spec.must) and not any(holds(f, v) for f, v in spec.must_not) and (
+        spec.has_field is None or bool(group_values(payload, spec.has_field)))
+
+
 def group_values(payload: dict[str, Any], group_by: str) -> list[str]:
     """The groups a point falls in: its value of `group_by`, each value of an array; none if absent."""
     value = payload.get(group_by)

@@ -14,7 +14,8 @@ from qdrant_client import QdrantClient, models
 import index.search_params as search_params
 from index.client_store import ClientStore, _client_params
 from index.records import ImageRecord, image_point_id
-from index.search_params import SearchPlan, SearchPolicy, plan_search
+from index.filters import filter_spec, spec_matches
+from index.search_params import SearchPlan, SearchPolicy, plan_search, planned_search
 from index.store import EdgeSettings, SearchFilter, open_store
 from taxonomy import Lineage
 
@@ -31,30 +32,63 @@ def test_no_filter_keeps_what_was_asked():
     assert plan_search(filtered=True, cardinality=5, total=10, k=10, exact=True).exact
 
 
-@pytest.mark.parametrize(("cardinality", "exact", "acorn", "ef"), [
-    (0, True, False, None),                # an empty filter: nothing to walk
-    (2_000, True, False, None),            # 0.2 % of 1M: score the clade's points
-    (20_000, True, False, None),           # at the threshold
-    (60_000, False, True, 523),            # 6 %: ACORN, 128 / sqrt(0.06) = 523 -> capped at 512
-    (300_000, False, True, 234),           # 30 %: ACORN, a wider beam
-    (500_000, False, False, 128),          # 50 %: the graph holds, plain HNSW
+@pytest.mark.parametrize(("cardinality", "exact", "post_filter"), [
+    (0, True, None),                # an empty filter: nothing to walk
+    (2_000, True, None),            # 0.2 % of 1M: score the clade's points
+    (20_000, True, None),           # at the threshold
+    (60_000, False, 334),           # 6 %: unfiltered top 2 * 10 / 0.06, kept when 10 pass the filter
+    (500_000, False, 40),           # 50 %
 ])
-def test_plan_follows_the_filter_size(cardinality, exact, acorn, ef):
+def test_plan_follows_the_filter_size(cardinality, exact, post_filter):
     plan = plan_search(filtered=True, cardinality=cardinality, total=1_000_000, k=10, hnsw_ef=128)
-    expected_ef = None if exact else min(ef, search_params.DEFAULT_POLICY.ef_max)
-    assert (plan.exact, plan.acorn, plan.hnsw_ef, plan.cardinality) == (exact, acorn, expected_ef, cardinality)
+    assert (plan.exact, plan.post_filter, plan.cardinality) == (exact, post_filter, cardinality)
+    if not exact:  # the filtered fallback: ACORN and a wide beam
+        assert plan.fallback() == SearchPlan(hnsw_ef=2048, acorn=True, cardinality=cardinality, reason=plan.fallback().reason)
+
+
+def test_the_unfiltered_first_search_is_bounded():
+    plan = plan_search(filtered=True, cardinality=30_000, total=10_000_000, k=10, hnsw_ef=128)  # 0.3 %
+    assert plan.post_filter == search_params.DEFAULT_POLICY.post_filter_max == 1_000
 
 
 def test_the_beam_never_shrinks_below_what_was_asked_or_k():
-    policy = SearchPolicy(exact_max_points=0, ef_max=64)
+    policy = SearchPolicy(exact_max_points=0, filtered_ef=64)
     assert plan_search(filtered=True, cardinality=50, total=1000, k=10, hnsw_ef=200, policy=policy).hnsw_ef == 200
     assert plan_search(filtered=True, cardinality=150, total=1000, k=100, hnsw_ef=16, policy=policy).hnsw_ef == 100
+
+
+def test_planned_search_keeps_the_unfiltered_hits_in_the_filter_or_falls_back():
+    plan = SearchPlan(hnsw_ef=2048, acorn=True, post_filter=6)
+    calls = []
+
+    def run(p, limit, filtered):
+        calls.append((p.hnsw_ef, p.acorn, limit, filtered))
+        return ["f1", "f2"] if filtered else ["a", "in1", "b", "in2", "in3", "c"]
+
+    assert planned_search(plan, 2, run, lambda h: h.startswith("in")) == ["in1", "in2"]
+    assert calls == [(128, False, 6, False)]
+    calls.clear()
+    assert planned_search(plan, 4, run, lambda h: h.startswith("in")) == ["f1", "f2"]  # 3 < 4 in the filter
+    assert calls == [(128, False, 6, False), (2048, True, 4, True)]
+
+
+def test_spec_matches_as_the_engine_filters():
+    spec = filter_spec(SearchFilter(within=("A/B", "A/C"), exclude=("A/C/D",), rank="species"))
+    assert spec_matches(spec, {"lineage": ["A", "A/B", "A/B/x"], "rank": "species"})
+    assert not spec_matches(spec, {"lineage": ["A", "A/C", "A/C/D"], "rank": "species"})
+    assert not spec_matches(spec, {"lineage": ["A", "A/B"], "rank": "genus"})
+    assert not spec_matches(spec, {"lineage": [], "rank": "species"})
+    assert spec_matches(None, {})
 
 
 def test_client_params_of_a_plan():
     params = _client_params(SearchPlan(hnsw_ef=300, acorn=True))
     assert params.hnsw_ef == 300 and params.acorn == models.AcornSearchParams(enable=True, max_selectivity=1.0)
     assert _client_params(SearchPlan(exact=True)).exact is True
+
+
+# What the engine does when left alone: filtered HNSW at the asked beam, no ACORN, no exact scan.
+PLAIN = SearchPolicy(exact_max_points=0, post_filter_max=0, filtered_ef=0, acorn=False)
 
 
 # --- a store where the filtered graph fails -----------------------------------------------------------
@@ -97,7 +131,7 @@ def test_edge_selective_filter_reaches_the_recall_bar(edge_store, monkeypatch):
     store, *data = edge_store
     assert store.info("images")["indexed_vectors"] >= POINTS // 2  # the graph is there
     # What the engine gives when left alone: plain filtered HNSW at the asked beam.
-    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0, acorn_max_selectivity=0))
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", PLAIN)
     before = _recall(store, *data, hnsw_ef=16)
     monkeypatch.undo()
     after = _recall(store, *data, hnsw_ef=16)
@@ -107,9 +141,10 @@ def test_edge_selective_filter_reaches_the_recall_bar(edge_store, monkeypatch):
 
 def test_edge_acorn_alone_lifts_the_recall(edge_store, monkeypatch):
     store, *data = edge_store
-    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0, acorn_max_selectivity=0))
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", PLAIN)
     plain = _recall(store, *data, hnsw_ef=16)
-    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0))
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0, post_filter_max=0,
+                                                                      filtered_ef=128))
     acorn = _recall(store, *data, hnsw_ef=16)
     assert acorn > plain + 0.5, (plain, acorn)  # the exact tier takes the rest at this size
 
@@ -142,3 +177,10 @@ def test_client_store_plans_from_the_server_estimate():
     finally:
         search_params.DEFAULT_POLICY = original
     assert params.acorn is not None and params.acorn.enable and params.hnsw_ef > 64 and not params.exact
+
+
+def test_edge_post_filter_tier_reaches_the_recall_bar(edge_store, monkeypatch):
+    # Above the exact threshold: the unfiltered top 2 * k / 2 % = 1000, kept where they pass the filter.
+    store, *data = edge_store
+    monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0))
+    assert _recall(store, *data, hnsw_ef=16) >= 0.95
