@@ -20,7 +20,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec, spec_matches
+from index.filters import FilterSpec, SearchFilter, filter_spec, spec_fields, spec_matches
 from index.schema import (
     COLLECTIONS, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, MEMORY_LOCATION, check_collection, check_keyword_field,
 )
@@ -324,13 +324,17 @@ class ClientStore(VectorStore):
 
             def run(plan: SearchPlan, limit: int, filtered: bool) -> list[Hit]:
                 params = None if self.location == MEMORY_LOCATION else _client_params(plan)
+                narrow = {} if filtered else {"query_filter": None, "with_payload": spec_fields(spec), "with_vectors": False}
                 points = self._call(self._client.query_points, collection, **{
-                    **common, "limit": limit, "search_params": params,
-                    "query_filter": common["query_filter"] if filtered else None}).points
+                    **common, "limit": limit, "search_params": params, **narrow}).points
                 return [_hit(p, float(p.score), out) for p in points]
 
+            def complete(hits: list[Hit]) -> list[Hit]:  # the kept hits of an unfiltered search, read whole
+                full = {h.id: h for h in self.retrieve(collection, [h.id for h in hits], out)}
+                return [Hit(h.id, h.score, full[h.id].payload, full[h.id].vector) for h in hits if h.id in full]
+
             plan = self._plan(collection, filter, k, exact, hnsw_ef)
-            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload))
+            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload), complete)
         result = self._call(
             self._client.query_points_groups, collection, group_by=group_by, group_size=group_size, **common
         )

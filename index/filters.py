@@ -126,6 +126,14 @@ def filter_spec(
     return FilterSpec(tuple(must), tuple(must_not), None if ids is None else tuple(ids), has_vector, has_field)
 
 
+def spec_fields(spec: FilterSpec | None) -> list[str]:
+    """The payload fields `spec_matches` reads."""
+    if spec is None:
+        return []
+    fields = [f for f, _ in spec.must + spec.must_not] + ([spec.has_field] if spec.has_field else [])
+    return sorted(set(fields))
+
+
 def spec_matches(spec: FilterSpec | None, payload: dict[str, Any]) -> bool:
     """Whether a payload passes `spec`'s field conditions, as the engine would (ids and vectors unchecked)."""
     if spec is None:

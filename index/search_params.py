@@ -101,13 +101,18 @@ def plan_search(
 
 
 def planned_search(
-    plan: SearchPlan, k: int, run: Callable[[SearchPlan, int, bool], list[H]], keep: Callable[[H], bool]
+    plan: SearchPlan, k: int, run: Callable[[SearchPlan, int, bool], list[H]], keep: Callable[[H], bool],
+    complete: Callable[[list[H]], list[H]] = lambda hits: hits,
 ) -> list[H]:
-    """Run `plan`: `run(plan, limit, filtered)` searches; `keep(hit)` says whether a hit passes the filter."""
+    """Run `plan`: `run(plan, limit, filtered)` searches; `keep(hit)` says whether a hit passes the filter.
+
+    An unfiltered run need only read the filter's fields (reading a whole payload per hit cost 49 ms
+    for 319 hits at 1M, the `lineage` field alone 3.7 ms); `complete` then reads the k kept ones whole.
+    """
     if plan.post_filter:
         unfiltered = SearchPlan(hnsw_ef=max(plan.post_filter, DEFAULT_HNSW_EF))
         hits = [h for h in run(unfiltered, plan.post_filter, False) if keep(h)]
         if len(hits) >= k:
-            return hits[:k]
+            return complete(hits[:k])
         plan = plan.fallback()
     return run(plan, k, True)
