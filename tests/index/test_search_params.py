@@ -184,6 +184,8 @@ def test_edge_post_filter_tier_reaches_the_recall_bar(edge_store, monkeypatch):
     store, *data = edge_store
     monkeypatch.setattr(search_params, "DEFAULT_POLICY", SearchPolicy(exact_max_points=0))
     assert _recall(store, *data, hnsw_ef=16) >= 0.95
+    hits = store.search("images", "v", data[3][0], K, SearchFilter(match=(("split", RARE),)), with_vectors=True)
+    assert all(h.payload["split"] == RARE and h.payload["path"] and h.vector is not None for h in hits)
 
 
 def test_client_store_post_filters_with_full_payloads(monkeypatch):
@@ -197,6 +199,4 @@ def test_client_store_post_filters_with_full_payloads(monkeypatch):
     inside = np.flatnonzero(rare[:2000])
     expected = [records[i].id for i in inside[np.argsort(-(vectors[inside] @ queries[0]))[:K]]]
     assert [h.id for h in hits] == expected
-    assert all(h.payload["split"] == RARE and h.payload["path"] and h.vector is not None for h in hits)
-    hits = store.search("images", "v", data[3][0], K, SearchFilter(match=(("split", RARE),)), with_vectors=True)
     assert all(h.payload["split"] == RARE and h.payload["path"] and h.vector is not None for h in hits)
