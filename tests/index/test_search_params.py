@@ -200,3 +200,18 @@ def test_client_store_post_filters_with_full_payloads(monkeypatch):
     expected = [records[i].id for i in inside[np.argsort(-(vectors[inside] @ queries[0]))[:K]]]
     assert [h.id for h in hits] == expected
     assert all(h.payload["split"] == RARE and h.payload["path"] and h.vector is not None for h in hits)
+
+
+def test_a_quantized_store_is_known_quantized_when_reopened(tmp_path):
+    vectors, records, rare, queries = _points()
+    with open_store(str(tmp_path / "q"), edge_settings=EdgeSettings(quantization="int8")) as store:
+        store.upsert_images("v", records[:500], vectors[:500])
+        assert store._quantized
+    with open_store(str(tmp_path / "q")) as store:
+        assert store._quantized  # searches rescore oversampled candidates
+        assert store.search("images", "v", vectors[0], 1)[0].id == records[0].id
+    with open_store(str(tmp_path / "q"), read_only=True) as reader:
+        assert reader._quantized
+    with open_store(str(tmp_path / "plain")) as store:
+        store.upsert_images("v", records[:10], vectors[:10])
+        assert not store._quantized
