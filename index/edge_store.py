@@ -66,7 +66,7 @@ from index.edge_replica import (
     new_reader_folder, publish, reading, vectors_of,
 )
 from index.convert import check_point_id
-from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits, spec_fields, spec_matches
+from index.filters import FilterSpec, SearchFilter, filter_spec, group_hits, spec_matches
 from index.search_params import SearchPlan, plan_search, planned_search
 from index.schema import (
     COLLECTIONS, FREE_MARGIN_ENV, HNSW_LINK_FIELDS, KEYWORD_INDEX_FIELDS, LINEAGE, check_collection, check_keyword_field,
@@ -791,17 +791,16 @@ class EdgeStore(VectorStore):
             def run(p: SearchPlan, limit: int, filtered: bool) -> list[Hit]:
                 if filtered:
                     request = self._request(vector, vector_name, limit, spec, p, with_vectors)
-                else:  # the filter's fields only; `complete` reads the kept hits whole
-                    request = self._request(vector, vector_name, limit, None, p, False, spec_fields(spec))
+                else:  # ids only: `narrow` keeps those inside the filter
+                    request = self._request(vector, vector_name, limit, None, p, False, False)
                 return [_hit(point, float(point.score), out) for point in shard.query(request)]
 
-            def complete(hits: list[Hit]) -> list[Hit]:
-                points = shard.retrieve([h.id for h in hits], with_payload=True,
-                                        with_vector=[vector_name] if with_vectors else False)
-                full = {str(p.id): _hit(p, None, out) for p in points}
-                return [Hit(h.id, h.score, full[h.id].payload, full[h.id].vector) for h in hits if h.id in full]
+            def narrow(hits: list[Hit], limit: int) -> list[Hit]:
+                inside = filter_spec(filter, ids=[h.id for h in hits])
+                request = self._request(vector, vector_name, limit, inside, SearchPlan(), with_vectors)
+                return [_hit(point, float(point.score), out) for point in shard.query(request)]
 
-            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload), complete)
+            return planned_search(plan, k, run, lambda h: spec_matches(spec, h.payload), narrow=narrow)
 
         def probe(limit: int, spec: FilterSpec | None) -> qe.QueryRequest:
             # Grouping needs only the group field; full payloads are read for the final hits alone.

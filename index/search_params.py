@@ -103,16 +103,23 @@ def plan_search(
 def planned_search(
     plan: SearchPlan, k: int, run: Callable[[SearchPlan, int, bool], list[H]], keep: Callable[[H], bool],
     complete: Callable[[list[H]], list[H]] = lambda hits: hits,
+    narrow: Callable[[list[H], int], list[H]] | None = None,
 ) -> list[H]:
     """Run `plan`: `run(plan, limit, filtered)` searches; `keep(hit)` says whether a hit passes the filter.
 
     An unfiltered run need only read the filter's fields (reading a whole payload per hit cost 49 ms
-    for 319 hits at 1M, the `lineage` field alone 3.7 ms); `complete` then reads the k kept ones whole.
+    for 319 hits at 1M, the `lineage` field alone 3.7 ms warm, 36 ms cold); `complete` then reads the
+    k kept ones whole. `narrow(hits, k)`, when given, replaces both: the engine's own top k of `hits`
+    inside the filter (a search restricted to their ids, answered from the in-RAM payload index).
     """
     if plan.post_filter:
         unfiltered = SearchPlan(hnsw_ef=max(plan.post_filter, DEFAULT_HNSW_EF))
-        hits = [h for h in run(unfiltered, plan.post_filter, False) if keep(h)]
+        if narrow is not None:
+            hits = narrow(run(unfiltered, plan.post_filter, False), k)
+        else:
+            hits = [h for h in run(unfiltered, plan.post_filter, False) if keep(h)]
+            hits = complete(hits[:k]) if len(hits) >= k else hits
         if len(hits) >= k:
-            return complete(hits[:k])
+            return hits[:k]
         plan = plan.fallback()
     return run(plan, k, True)
