@@ -8,6 +8,10 @@ size would take gigabytes), and a decompression bomb (over `PIL.Image.MAX_IMAGE_
 warns below twice that limit, here it is an error). Odd modes (CMYK, 16-bit, 32-bit integer or
 float, palette, alpha) are converted to RGB, never rejected.
 
+A path through a webdataset shard, `shard-000042.tar/KEY.jpg` (index.collection.shards), names the
+member `KEY.jpg` of the tar `shard-000042.tar` under the root: its bytes are read from inside the tar
+and go through the same checks as a file's.
+
 Truncation is only detected while `PIL.ImageFile.LOAD_TRUNCATED_IMAGES` is False (Pillow's default).
 """
 from __future__ import annotations

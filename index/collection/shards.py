@@ -210,7 +210,7 @@ def _samples(tar: Path) -> Iterator[tuple[str, dict[str, str], list[str], str]]:
         yield current, texts, images, problem
 
 
-def read_shards(spec: str, progress: Callable[[int, int], None] | None = None) -> Collection:
+def read_shards(spec: str) -> Collection:
     """Every sample of the shards of `spec` as a catalog entry (see the module docstring); a sample without an
     image member or with an unusable lineage is a Problem naming its shard and key, and reading goes on.
 
@@ -221,7 +221,7 @@ def read_shards(spec: str, progress: Callable[[int, int], None] | None = None) -
     root = shards_root(paths)
     entries: list[CatalogEntry] = []
     problems: list[Problem] = []
-    for done, shard in enumerate(paths, start=1):
+    for shard in paths:
         relative = shard.resolve().relative_to(root).as_posix()
         origin = str(shard)
         try:
@@ -243,8 +243,6 @@ def read_shards(spec: str, progress: Callable[[int, int], None] | None = None) -
                 entries.append(CatalogEntry(f"{relative}/{image}", lineage, origin))
         except (tarfile.TarError, EOFError, OSError) as e:
             problems.append(Problem(origin, None, "", f"not a readable tar ({e}); samples after the error skipped"))
-        if progress is not None:
-            progress(done, len(paths))
     logger.info("%d shards under %s: %d samples, %d with problems", len(paths), root, len(entries), len(problems))
     return Collection(root, entries, problems, (), "shards")
 
