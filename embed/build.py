@@ -159,6 +159,10 @@ def embed_images(
     gathered = world.parallel and not shared_store(store.location if store is not None else options.store or "")
     shard_of = _shard_of(options)
     share = world.share(records, shard_of)
+    if shard_of is not None and world.parallel:
+        shards = sorted({i for i in map(shard_of, (r.path for r in share)) if i is not None})
+        logger.info("rank %d of %d: %d images from shards %s of --shards", world.rank, world.size, len(share),
+                    ",".join(map(str, shards)) or "none")
     steps = world.steps(records, options.batch_size, shard_of) if gathered else None
     total = len(records) if gathered or not world.parallel else len(share)
 

@@ -110,6 +110,8 @@ def test_two_gloo_processes_build_the_shards_as_one_process_does(tmp_path, tiny)
          "--batch-size", "4", "--workers", "0"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
+    assert "rank 0 of 2: 10 images from shards 0,2 of --shards" in done.stderr  # each reads its own shards
+    assert "rank 1 of 2: 5 images from shards 1 of --shards" in done.stderr
 
     a, b = _vectors(one_store, tiny.vector_name), _vectors(two_store, tiny.vector_name)
     assert set(a) == set(b) and len(b) == 15
