@@ -28,12 +28,6 @@ from toolkit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SHARDS_UNSUPPORTED = (
-    "webdataset shards are ingested for training only (python -m training train --shards ...); "
-    "to index their images, extract the shards into a folder and pass --images DIR "
-    "(with --catalog CSV for the labels)"
-)
-
 # Arguments shared by several subcommands (`toolkit.cli`: --store, --db, --model, --api-key).
 DEVICE_ARG: dict[str, Any] = {
     "default": DEFAULT_DEVICE,
@@ -51,7 +45,12 @@ def _add_build(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--catalog", metavar="CSV", help="catalog CSV to ingest first (paths relative to --images)")
     build.add_argument("--images", metavar="DIR", help="images root to ingest first (class folders, or plain)")
-    build.add_argument("--shards", metavar="SPEC", help="webdataset shards: not indexed by the build (see error)")
+    build.add_argument("--shards", metavar="SPEC",
+                       help="webdataset shards in TreeOfLife-10M's layout to ingest first, brace-expanded as "
+                            "webdataset does: 'dir/shard-{000000..000159}.tar' (quote it); each sample's .jpg "
+                            "is an image (path shard-000042.tar/KEY.jpg under the shards' folder), its text keys "
+                            "(taxonomic_name.txt, scientific_name.txt, common_name.txt, ...) its lineage; under "
+                            "torchrun each process reads its own shards")
     build.add_argument("--model", **MODEL_ARG)
     build.add_argument("--store", **STORE_ARG)
     build.add_argument("--api-key", **API_KEY_ARG)
@@ -133,8 +132,16 @@ def create_parser() -> argparse.ArgumentParser:
 
 
 def _validate_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.shards:
-        parser.error(SHARDS_UNSUPPORTED)
+    if args.shards is not None:
+        if args.images or args.catalog:
+            parser.error("--shards and --images/--catalog are two collections: build one, then the other "
+                         "(the catalog keeps both)")
+        from index.collection.shards import expand_shards  # the standard library and braceexpand only
+
+        try:
+            expand_shards(args.shards)
+        except (ValueError, FileNotFoundError) as e:
+            parser.error(str(e))
     if args.catalog and not args.images:
         parser.error("--catalog needs --images DIR: the catalog's file paths are relative to it")
     if args.batch_size < 1:

@@ -53,6 +53,7 @@ class BuildOptions(StoreOptions):
 
     catalog: str | None = None  # a CSV to ingest first (needs `images`)
     images: str | None = None  # an images root to ingest first
+    shards: str | None = None  # webdataset shards to ingest first, `dir/shard-{000000..000159}.tar` (SPEC §2)
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int | None = None  # None: `default_workers(device)`
     device: str = DEFAULT_DEVICE
@@ -67,6 +68,9 @@ class BuildOptions(StoreOptions):
             raise ValueError(f"workers must be 0 or more, got {self.workers}")
         if self.catalog and not self.images:
             raise ValueError("a catalog needs its images root: its file paths are relative to it")
+        if self.shards and self.images:
+            raise ValueError("--shards and --images are two collections: build one, then the other "
+                             "(the catalog keeps both)")
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,13 @@ def embed_images(
     if not records:
         return counts
     gathered = world.parallel and not shared_store(store.location if store is not None else options.store or "")
-    share = world.share(records)
-    steps = world.steps(records, options.batch_size) if gathered else None
+    shard_of = _shard_of(options)
+    share = world.share(records, shard_of)
+    if shard_of is not None and world.parallel:
+        shards = sorted({i for i in map(shard_of, (r.path for r in share)) if i is not None})
+        logger.info("rank %d of %d: %d images from shards %s of --shards", world.rank, world.size, len(share),
+                    ",".join(map(str, shards)) or "none")
+    steps = world.steps(records, options.batch_size, shard_of) if gathered else None
     total = len(records) if gathered or not world.parallel else len(share)
 
     def written(so_far: WriteCounts) -> None:
@@ -178,6 +187,13 @@ def embed_images(
     done = writer.counts
     counts.done, counts.failed, counts.failures, counts.seconds = done.done, done.failed, done.failures, done.seconds
     return counts
+
+
+def _shard_of(options: BuildOptions) -> Callable[[str], int | None] | None:
+    """Under torchrun with --shards: the shard index of an image's path, so that each rank reads its own shards."""
+    from index.collection.shards import shard_order
+
+    return shard_order(options.shards) if options.shards else None
 
 
 def _encoded_batches(records: Sequence[ImageRecord], encoder: Encoder, options: BuildOptions
@@ -236,7 +252,7 @@ def _follow(options: BuildOptions, world: World, loaded: LoadedModel | None, pro
         world.gather(counts)  # rank 0 adds this rank's counts to the run's
     return BuildSummary(
         run_id=run_id, model=options.model, vector_name=loaded.vector_name, store=location,
-        images_total=len(world.share(records)), images_embedded=counts.done, images_skipped=0,
+        images_total=len(world.share(records, _shard_of(options))), images_embedded=counts.done, images_skipped=0,
         images_failed=counts.failed, failures=tuple(counts.failures), taxa_embedded=0, taxa_total=0,
         seconds=counts.seconds,
     )
@@ -282,6 +298,10 @@ def run_build(
     if loaded is None:
         resolve_spec(options.model)  # a bad spec fails before any catalog or store is touched
         check_device(options.device)
+    if options.shards:
+        from index.collection.shards import expand_shards
+
+        expand_shards(options.shards)  # a missing shard or a bad pattern: before anything is opened
     if options.workers is None:
         options = replace(options, workers=default_workers(options.device))
     world = world_from_env()  # under torchrun: one of several processes (embed.parallel)
@@ -297,12 +317,17 @@ def run_build(
 def _run_build(options: BuildOptions, progress: Progress | None, loaded: LoadedModel | None,
                store: VectorStore | None, catalog: Catalog | None, world: World) -> BuildSummary:
     from index.collection.readers import read_collection
+    from index.collection.shards import read_shards
 
     with opened(options.db, options.store, options.api_key, store, catalog) as (store, catalog):
         ingested = None
-        if options.images:
+        if options.images or options.shards:
             report_progress(progress, "ingest", 0, 1, "collection")
-            collection = read_collection(Path(options.catalog) if options.catalog else None, Path(options.images))
+            if options.shards:
+                collection = read_shards(options.shards)
+            else:
+                collection = read_collection(Path(options.catalog) if options.catalog else None,
+                                             Path(options.images or ""))
             ingested = catalog.ingest(collection)
             report_progress(progress, "ingest", 1, 1, "collection")
         if loaded is None:

@@ -75,7 +75,7 @@ def format_summary(summary: BuildSummary) -> str:
 def build_command(args: argparse.Namespace) -> int:
     return build(BuildOptions(
         model=args.model, store=args.store, db=args.db, api_key=args.api_key, catalog=args.catalog,
-        images=args.images, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        images=args.images, shards=args.shards, batch_size=args.batch_size, workers=args.workers, device=args.device,
         text_type=args.text_type,
     ))
 

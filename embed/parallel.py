@@ -4,7 +4,9 @@ Rank 0 does what a one-process build does before and after the images (ingest, t
 the store sync, the taxa, optimize). Every rank, rank 0 included, encodes its share of the images
 still to embed: those whose point id, as a 128-bit number, is its rank modulo the world size (a
 split that needs no exchange of lists: each rank reads the same list from the catalog once rank 0
-has prepared it, and the split of an image never changes between reruns).
+has prepared it, and the split of an image never changes between reruns). With `--shards`, the
+samples of those shards go by shard instead: shard i of the spec to rank i modulo the world size,
+so that each rank reads its own shards (index.collection.shards), as webdataset splits them.
 
 Where the vectors go depends on the store:
 - a server store (an http(s) URL): each rank writes its share itself through its own writer
@@ -24,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ShardOf = Callable[[str], "int | None"]  # an image path -> the index of its shard in --shards, None outside them
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,25 @@ class World:
         """Whether this rank encodes the image of `point_id`."""
         return uuid.UUID(point_id).int % self.size == self.rank
 
-    def share(self, records: Sequence[T]) -> list[T]:
-        """The records this rank encodes, in their order (records with an `id`)."""
-        return [r for r in records if self.owns(r.id)] if self.parallel else list(records)
+    def owner(self, record: Any, shard_of: ShardOf | None = None) -> int:
+        """The rank that encodes `record` (one with an `id` and a `path`): its shard's index modulo the world
+        size when `shard_of` places its path in a shard of the build's --shards, else its point id's."""
+        shard = shard_of(record.path) if shard_of is not None else None
+        return (shard if shard is not None else uuid.UUID(record.id).int) % self.size
 
-    def steps(self, records: Sequence[Any], batch_size: int) -> int:
+    def share(self, records: Sequence[T], shard_of: ShardOf | None = None) -> list[T]:
+        """The records this rank encodes, in their order; `shard_of`: see `owner`."""
+        if not self.parallel:
+            return list(records)
+        return [r for r in records if self.owner(r, shard_of) == self.rank]
+
+    def steps(self, records: Sequence[Any], batch_size: int, shard_of: ShardOf | None = None) -> int:
         """Batches of the largest share: the steps every rank takes when batches are gathered."""
         if not self.parallel:
             return -(-len(records) // batch_size)
         sizes = [0] * self.size
         for r in records:
-            sizes[uuid.UUID(r.id).int % self.size] += 1
+            sizes[self.owner(r, shard_of)] += 1
         return max(-(-n // batch_size) for n in sizes)
 
     def broadcast(self, value: T) -> T:

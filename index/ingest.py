@@ -15,10 +15,10 @@ rebuilt from the present images at the end.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from index.constants import (
     IMAGE_GONE, IMAGE_PRESENT, INGEST_BATCH_SIZE, INGEST_WORKERS, MAX_STORED_PROBLEMS, QUERY_CHUNK,
 )
-from index.collection.images import ImageError, ImageInfo, inspect_image, resolve_inside
+from index.collection.images import ImageError, ImageInfo, inspect_image, resolve_inside, tar_member
+from index.collection.shards import member_size
 from index.orm import (
     LINEAGE_COLUMNS, ImageRow, IngestRow, TaxonRow, lineage_of, lineage_values, problem_value,
     taxon_values, utcnow,
@@ -71,10 +72,26 @@ def reconcile_entries(entries: list[CatalogEntry], strict: bool) -> tuple[list[C
     return fixed, [conflict.describe() for conflict in conflicts]
 
 
-def _stat(root: str, path: str) -> os.stat_result | None:
+class _Stat(NamedTuple):
+    """What `_may_have_changed` reads of a file's stat."""
+
+    st_size: int
+    st_mtime_ns: int
+
+
+def _stat(root: str, path: str) -> _Stat | None:
+    """The file's size and mtime; for a sample inside a webdataset shard, its member's size and the shard's mtime."""
     try:
-        return resolve_inside(root, path).stat()
-    except (ImageError, OSError):
+        try:
+            st = resolve_inside(root, path).stat()
+            return _Stat(st.st_size, st.st_mtime_ns)
+        except (FileNotFoundError, NotADirectoryError):
+            inside = tar_member(root, path)
+            if inside is None:
+                return None
+            tar, member = inside
+            return _Stat(member_size(tar, member), tar.stat().st_mtime_ns)
+    except (ImageError, OSError, KeyError, ValueError):
         return None  # inspect_image reports it with the right reason
 
 
@@ -85,7 +102,7 @@ def _inspect(root: str, path: str) -> ImageInfo | ImageError:
         return e
 
 
-def _may_have_changed(row: ImageRow | None, root: str, st: os.stat_result | None) -> bool:
+def _may_have_changed(row: ImageRow | None, root: str, st: _Stat | None) -> bool:
     """Hash and decode only unknown images, moved roots, and files of another size or mtime."""
     return (st is None or row is None or row.root != root
             or row.bytes != st.st_size or row.mtime_ns != st.st_mtime_ns)

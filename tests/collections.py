@@ -83,3 +83,51 @@ def make_collection(root: Path, per_species: int, size: int = 64, seed: int = 0,
         writer.writerow(CSV_COLUMNS)
         writer.writerows(rows)
     return TestCollection(catalog, images, tuple(row[0] for row in rows))
+
+
+def _tar_add(tar, name: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0  # the same bytes on every run: shards are as stable as the files they replace
+    tar.addfile(info, io.BytesIO(data))
+
+
+def make_shards(folder: Path, shards: int, per_shard: int, size: int = 32, seed: int = 0,
+                lineages: Sequence[Species] = SPECIES, extra: dict[str, dict[str, bytes]] | None = None
+                ) -> list[Path]:
+    """`shards` tars `folder/shard-NNNNNN.tar` of `per_shard` samples each, in TreeOfLife-10M's layout:
+    `KEY.jpg`, `KEY.taxonomic_name.txt` (the names with empty ranks left out), `KEY.scientific_name.txt`,
+    `KEY.common_name.txt`, `KEY.taxon.txt` (a caption). Species cycle through `lineages`; keys are
+    `s<shard>-<i>`. `extra`: more samples, by key, for the last shard (bad ones, for the tests).
+    """
+    import io
+    import tarfile
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    n = 0
+    for s in range(shards):
+        path = folder / f"shard-{s:06d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(per_shard):
+                names = lineages[n % len(lineages)]
+                n += 1
+                buffer = io.BytesIO()
+                _picture(n % len(lineages), size, rng).save(buffer, format="JPEG", quality=90)
+                key = f"s{s}-{i:04d}"
+                taxonomic = " ".join(name for name in names[:7] if name)
+                _tar_add(tar, f"{key}.jpg", buffer.getvalue())
+                _tar_add(tar, f"{key}.taxonomic_name.txt", taxonomic.encode())
+                _tar_add(tar, f"{key}.scientific_name.txt", f"{names[5]} {names[6]}".encode())
+                _tar_add(tar, f"{key}.common_name.txt", names[7].encode())
+                _tar_add(tar, f"{key}.taxon.txt", f"a photo of {taxonomic}.".encode())
+            if s == shards - 1:
+                for key, members in (extra or {}).items():
+                    for suffix, data in members.items():
+                        _tar_add(tar, f"{key}.{suffix}", data)
+        paths.append(path)
+    return paths

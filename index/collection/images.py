@@ -8,6 +8,10 @@ size would take gigabytes), and a decompression bomb (over `PIL.Image.MAX_IMAGE_
 warns below twice that limit, here it is an error). Odd modes (CMYK, 16-bit, 32-bit integer or
 float, palette, alpha) are converted to RGB, never rejected.
 
+A path through a webdataset shard, `shard-000042.tar/KEY.jpg` (index.collection.shards), names the
+member `KEY.jpg` of the tar `shard-000042.tar` under the root: its bytes are read from inside the tar
+and go through the same checks as a file's.
+
 Truncation is only detected while `PIL.ImageFile.LOAD_TRUNCATED_IMAGES` is False (Pillow's default).
 """
 from __future__ import annotations
@@ -79,11 +83,41 @@ def resolve_inside(root: str | os.PathLike[str], relpath: str) -> Path:
     return target
 
 
+def tar_member(root: str | os.PathLike[str], relpath: str) -> tuple[Path, str] | None:
+    """(the shard, the member) when `relpath` names a sample's image inside a webdataset shard under `root`
+    (`shard-000042.tar/KEY.jpg`, see index.collection.shards), else None. Raises ImageError as `resolve_inside`."""
+    from index.collection.shards import split_member
+
+    target = resolve_inside(root, relpath)
+    if target.is_file():
+        return None
+    return split_member(target, Path(root).resolve())
+
+
+def _read_member(relpath: str, tar: Path, member: str) -> bytes:
+    from index.collection.shards import ShardError, read_member
+
+    try:
+        data = read_member(tar, member)
+    except KeyError:
+        raise ImageError(relpath, f"no member {member} in the shard {tar}") from None
+    except ShardError as e:
+        raise ImageError(relpath, str(e)) from e
+    except OSError as e:
+        raise ImageError(relpath, f"cannot read: {e.strerror or e}") from e
+    if not data:
+        raise ImageError(relpath, "empty file (0 bytes)")
+    return data
+
+
 def _read(root: str | os.PathLike[str], relpath: str) -> bytes:
     path = resolve_inside(root, relpath)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        inside = tar_member(root, relpath)
+        if inside is not None:
+            return _read_member(relpath, *inside)
         raise ImageError(relpath, f"file not found under {root}") from None
     except IsADirectoryError:
         raise ImageError(relpath, "is a folder, not an image file") from None

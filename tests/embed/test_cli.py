@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from embed.__main__ import SHARDS_UNSUPPORTED, create_parser, parse_args
+from embed.__main__ import create_parser, parse_args
 from embed.constants import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,9 @@ def test_model_from_environment_flag_wins(monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["build", "--shards", "x/shard-{000..009}.tar"], "webdataset shards are ingested for training only"),
+        (["build", "--shards", "x/shard-{000..009}.tar"], "shard 'x/shard-000.tar' not found (10 of 10 missing)"),
+        (["build", "--shards", "x/shard-{000..009.tar"], "bad brace pattern"),
+        (["build", "--shards", "x/s.tar", "--images", "d"], "--shards and --images/--catalog are two collections"),
         (["build", "--catalog", "c.csv"], "--catalog needs --images"),
         (["build", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["build", "--workers", "-1"], "--workers must be 0 or more"),
@@ -71,8 +73,15 @@ def test_bad_arguments_name_the_problem(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         parse_args(argv)
     assert info.value.code == 2
-    assert message in capsys.readouterr().err
-    assert "extract the shards" in SHARDS_UNSUPPORTED
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # one line
+    assert message in error
+
+
+def test_build_help_explains_the_shards(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["build", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "TreeOfLife-10M's layout" in text and "each process reads its own shards" in text
 
 
 def test_default_workers_leave_cores_to_the_model(monkeypatch):
