@@ -138,3 +138,5 @@ def test_compiled_training_follows_the_eager_loss_curve(training_collection, tmp
     assert len(eager) == len(compiled) == 4
     assert eager[-1] < eager[0]  # the run learns something, so that the comparison means something
     np.testing.assert_allclose(compiled, eager, rtol=1e-3, atol=1e-4)
+    state = torch.load(tmp_path / "compiled" / "checkpoints" / "latest.pt", weights_only=False)
+    assert not any(key.startswith("_orig_mod.") for key in state["model"])  # the plain model's weights
