@@ -1,10 +1,13 @@
 """Training throughput of a full CLIP step (forward, ClipLoss, backward, AdamW), nanoGPT bench.py style.
 
 Burn-in steps first (compilation, allocator warm-up), then measured steps; one JSON line per result
-on stdout with samples/s, peak memory and the loss at the first and last measured step.
+on stdout with samples/s, peak memory, the loss at the first and last measured step, whether every
+loss was finite (the exit status is 1 when one was not) and the seconds the first step took
+(with --compile, mostly compilation). The step is training's: `training.train.contrastive_loss`
+(fp32 logits under bf16 autocast), the logit-scale clamp and `warmup_cosine` with a linear warm-up.
 
     python bench/train_throughput.py --model ViT-B-16 --batch-size 1024 --precision bf16 \\
-        --compile --fused-adamw --channels-last                       # on a GPU, synthetic 224 px data
+        --compile --channels-last                                    # on a GPU, synthetic 224 px data
     python bench/train_throughput.py --model ViT-B-16 --catalog C.csv --images DIR --workers 16   # real JPEGs
     python bench/train_throughput.py --model tol-tiny --batch-size 8 --steps 3 --burn-in 1      # CPU smoke
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from pathlib import Path
@@ -32,16 +34,21 @@ DEFAULT_BATCH_SIZE = 1024
 DEFAULT_BURN_IN = 5
 DEFAULT_STEPS = 20
 DEFAULT_DISTINCT = 4  # synthetic batches cycled through
+DEFAULT_WARMUP = 100  # steps; longer than a benchmark, so its lr stays low: the loss must stay finite
+EXIT_NOT_FINITE = 1
 BYTES_PER_GB = 1e9
 
 
 def create_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="open_clip spec, trained from random init")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="open_clip spec or model-config JSON file, trained from random init")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None, help="default bf16 on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--fused-adamw", action="store_true", help="AdamW(fused=True) (CUDA only)")
+    parser.add_argument("--no-fused-adamw", dest="fused_adamw", action="store_false",
+                        help="AdamW's foreach kernels instead of the fused one (training uses fused, on CUDA and CPU)")
+    parser.add_argument("--fused-adamw", action="store_true", default=True, help=argparse.SUPPRESS)  # the default
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights (CUDA)")
     parser.add_argument("--grad-checkpointing", action="store_true")
     parser.add_argument("--burn-in", type=int, default=DEFAULT_BURN_IN)
@@ -52,6 +59,9 @@ def create_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=8, help="data loader workers for real data")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="linear warm-up steps, as training")
+    parser.add_argument("--grad-clip", type=float, help="clip the gradient norm to this, as training's --grad-clip")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -67,20 +77,24 @@ def main(argv: list[str] | None = None) -> dict:
     from training.data import collection_data, read_split
     from training.distributed import DistInfo
     from training.logger import setup_logging
-    from training.main import _autocast, _param_groups
-    from training.constants import ADAM_BETAS, ADAM_EPS, LOGIT_SCALE_MAX
+    from training.constants import ADAM_BETAS, ADAM_EPS
+    from training.main import _autocast, _param_groups, model_spec
+    from training.scheduler import warmup_cosine
     from training.text import pick
+    from training.train import clamp_logit_scale, contrastive_loss
 
     setup_logging()
     use_cuda = torch.cuda.is_available() if args.device == "auto" else args.device == "cuda"
     device = torch.device("cuda" if use_cuda else "cpu")
     precision = args.precision or ("bf16" if use_cuda else "fp32")
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if use_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    loaded = load_model(args.model, device=str(device), weights=False)
+    loaded = load_model(model_spec(args.model), device=str(device), weights=False)
     model = loaded.model
     model.train()
     if args.grad_checkpointing:
@@ -89,12 +103,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(_param_groups(model, 0.2), lr=args.lr, betas=ADAM_BETAS, eps=ADAM_EPS,
-                                  fused=args.fused_adamw and use_cuda)
+                                  fused=args.fused_adamw)
     step_model = torch.compile(model) if args.compile else model
     loss_fn = open_clip.ClipLoss()
     autocast = _autocast(device, precision)
     size = loaded.image_size
     total = args.burn_in + args.steps
+    scheduler = warmup_cosine(optimizer, args.lr, args.warmup, max(total, args.warmup))
 
     if args.catalog or args.images:
         info = DistInfo(0, 0, 1, device)
@@ -116,7 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
         data_name = "synthetic"
 
     losses: list[float] = []
+    finite = torch.ones((), dtype=torch.bool, device=device)  # AND of every step's, read once at the end
     started = 0.0
+    first_step_s = 0.0
     if use_cuda:
         torch.cuda.reset_peak_memory_stats(device)
     for step, (images, texts) in enumerate(batches):
@@ -128,18 +145,22 @@ def main(argv: list[str] | None = None) -> dict:
             started = time.perf_counter()
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         texts = texts.to(device, non_blocking=True)
+        scheduler(step)
+        step_started = time.perf_counter()
         with autocast():
             image_features, text_features, logit_scale = step_model(images, texts)[:3]
-            loss = loss_fn(image_features, text_features, logit_scale)
+        loss = contrastive_loss(loss_fn, image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for group in optimizer.param_groups:  # linear warm-up over the burn-in, as training warms up
-            group["lr"] = args.lr * min(1.0, (step + 1) / max(1, args.burn_in))
+        if args.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(LOGIT_SCALE_MAX))
+        clamp_logit_scale(model)
+        finite &= torch.isfinite(loss.detach())
         if step < args.burn_in:
             logger.info("burn-in step %d loss %.4f", step, loss.item())
+            if step == 0:
+                first_step_s = time.perf_counter() - step_started
         elif step == args.burn_in or step == total - 1:
             losses.append(loss.item())  # syncs only at the first and last measured step
     if use_cuda:
@@ -149,15 +170,17 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "bench": "train_throughput", "device": torch.cuda.get_device_name(device) if use_cuda else "cpu",
         "commit": git_commit(), "model": args.model, "image_size": size, "batch_size": args.batch_size,
-        "precision": precision, "compile": args.compile, "fused_adamw": args.fused_adamw and use_cuda,
+        "precision": precision, "compile": args.compile, "fused_adamw": args.fused_adamw,
         "channels_last": args.channels_last, "grad_checkpointing": args.grad_checkpointing, "data": data_name,
         "steps": args.steps, "samples_per_s": round(args.steps * args.batch_size / elapsed, 1),
         "step_ms": round(1000 * elapsed / args.steps, 1), "peak_memory_gb": round(peak, 2) if peak else None,
-        "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4), "torch": torch.__version__,
+        "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4), "loss_finite": bool(finite.item()),
+        "lr": args.lr, "warmup": args.warmup, "first_step_s": round(first_step_s, 1),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
     }
     print(json.dumps(result), flush=True)
     return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main()["loss_finite"] else EXIT_NOT_FINITE)

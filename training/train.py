@@ -51,6 +51,32 @@ def memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _KB_PER_MB
 
 
+def contrastive_loss(loss_fn: torch.nn.Module, image_features: torch.Tensor, text_features: torch.Tensor,
+                     logit_scale: torch.Tensor) -> torch.Tensor:
+    """ClipLoss in fp32, also under bf16 autocast: the towers run in bf16, the logits and their softmax do not.
+
+    In bf16 a logit near the clamped scale of 100 has a spacing of 0.5 (8 bits of mantissa), so the softmax
+    over the batch would see noise as large as the differences it learns from; a [B, D] x [D, B] matmul in
+    fp32 costs next to nothing beside the towers.
+    """
+    with torch.autocast(device_type=image_features.device.type, enabled=False):
+        return loss_fn(image_features.float(), text_features.float(), logit_scale.float())
+
+
+def clamp_logit_scale(module: torch.nn.Module) -> None:
+    """As CLIP and open_clip_train: the learned temperature may not pass LOGIT_SCALE_MAX (nor go below 1)."""
+    with torch.no_grad():
+        module.logit_scale.clamp_(0, math.log(LOGIT_SCALE_MAX))
+
+
+def check_finite(loss: float, step: int) -> None:
+    """Stop a run whose loss is NaN or infinite, before it writes a checkpoint of NaN weights."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"step {step}: the loss is {loss}; the weights are no longer finite. Lower --lr, lengthen --warmup "
+            "or set --grad-clip, and --resume from the last checkpoint")
+
+
 def train_one_epoch(model: torch.nn.Module, batches: Iterator[Batch], loss_fn: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: Scheduler, run: Run,
                     epoch: int, start_step: int = 0) -> int:
@@ -75,14 +101,13 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterator[Batch], loss_fn: t
 
         with run.autocast():
             image_features, text_features, logit_scale = model(images, texts)[:3]
-            loss = loss_fn(image_features, text_features, logit_scale)
+        loss = contrastive_loss(loss_fn, image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        with torch.no_grad():  # as CLIP: the temperature may not pass 100
-            run.module.logit_scale.clamp_(0, math.log(LOGIT_SCALE_MAX))
+        clamp_logit_scale(run.module)
 
         step_in_epoch += 1
         progress.update(1)
@@ -90,6 +115,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterator[Batch], loss_fn: t
         if (step + 1) % config.log_every == 0 or done:
             # Collectives: every process takes part, rank 0 writes.
             mean_loss = mean_across(loss.detach().float(), info).item()
+            check_finite(mean_loss, step)  # every process sees the same mean, so all stop together
             types = gather_objects(text_type, info)
             if len(set(types)) != 1:
                 raise RuntimeError(f"step {step}: processes drew different text types {types}")
