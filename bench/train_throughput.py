@@ -3,8 +3,8 @@
 Burn-in steps first (compilation, allocator warm-up), then measured steps; one JSON line per result
 on stdout with samples/s, peak memory, the loss at the first and last measured step, whether every
 loss was finite (the exit status is 1 when one was not) and the seconds the first step took
-(with --compile, mostly compilation). The step is training's: `training.train.contrastive_loss`
-(fp32 logits under bf16 autocast), the logit-scale clamp and `warmup_cosine` with a linear warm-up.
+(with --compile, mostly compilation). The step is training's: `training.train.train_step` (fp32
+logits under bf16 autocast, the logit-scale clamp) and `warmup_cosine` with a linear warm-up.
 
     python bench/train_throughput.py --model ViT-B-16 --batch-size 1024 --precision bf16 \\
         --compile --channels-last                                    # on a GPU, synthetic 224 px data
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     from training.main import _autocast, _param_groups, model_spec
     from training.scheduler import warmup_cosine
     from training.text import pick
-    from training.train import clamp_logit_scale, contrastive_loss
+    from training.train import train_step
 
     setup_logging()
     use_cuda = torch.cuda.is_available() if args.device == "auto" else args.device == "cuda"
@@ -147,15 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         texts = texts.to(device, non_blocking=True)
         scheduler(step)
         step_started = time.perf_counter()
-        with autocast():
-            image_features, text_features, logit_scale = step_model(images, texts)[:3]
-        loss = contrastive_loss(loss_fn, image_features, text_features, logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if args.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        clamp_logit_scale(model)
+        loss = train_step(step_model, model, images, texts, loss_fn, optimizer, autocast, args.grad_clip)
         finite &= torch.isfinite(loss.detach())
         if step < args.burn_in:
             logger.info("burn-in step %d loss %.4f", step, loss.item())

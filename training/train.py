@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -69,6 +70,23 @@ def clamp_logit_scale(module: torch.nn.Module) -> None:
         module.logit_scale.clamp_(0, math.log(LOGIT_SCALE_MAX))
 
 
+def train_step(model: Callable[..., Any], module: torch.nn.Module, images: torch.Tensor, texts: torch.Tensor,
+               loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               autocast: Callable[[], AbstractContextManager[Any]], grad_clip: float | None) -> torch.Tensor:
+    """One optimisation step; the loss. `model` runs the forward pass (compiled or DDP-wrapped as may be),
+    `module` is the plain model whose gradients are clipped and whose logit scale is clamped."""
+    with autocast():
+        image_features, text_features, logit_scale = model(images, texts)[:3]
+    loss = contrastive_loss(loss_fn, image_features, text_features, logit_scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    optimizer.step()
+    clamp_logit_scale(module)
+    return loss
+
+
 def check_finite(loss: float, step: int) -> None:
     """Stop a run whose loss is NaN or infinite, before it writes a checkpoint of NaN weights."""
     if not math.isfinite(loss):
@@ -99,15 +117,7 @@ def train_one_epoch(model: torch.nn.Module, batches: Iterator[Batch], loss_fn: t
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         texts = pick(tokens, text_type).to(device, non_blocking=True)
 
-        with run.autocast():
-            image_features, text_features, logit_scale = model(images, texts)[:3]
-        loss = contrastive_loss(loss_fn, image_features, text_features, logit_scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        clamp_logit_scale(run.module)
+        loss = train_step(model, run.module, images, texts, loss_fn, optimizer, run.autocast, config.grad_clip)
 
         step_in_epoch += 1
         progress.update(1)

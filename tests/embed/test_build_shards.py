@@ -17,9 +17,8 @@ from index.catalog import Catalog
 from index.collection.entries import image_point_id
 from index.collection.shards import read_shards, shard_order
 from index.schema import IMAGES
-from index.store import open_store
 from tests.collections import make_shards
-from tests.embed.shards import edge_points
+from tests.embed.shards import edge_points, stored_vectors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,12 +86,6 @@ def test_each_rank_takes_whole_shards_by_their_index_modulo_the_world_size(tmp_p
     assert World(0, 2).owner(other, shard_of) == World(0, 2).owner(other)
 
 
-def _vectors(store_path: Path, vector: str) -> dict[str, np.ndarray]:
-    with open_store(str(store_path), read_only=True) as store:
-        ids = [hit.id for hit in store.scroll(IMAGES)]
-        return {hit.id: hit.vector for hit in store.retrieve(IMAGES, ids, vector)}
-
-
 @pytest.mark.slow
 def test_two_gloo_processes_build_the_shards_as_one_process_does(tmp_path, tiny):
     make_shards(tmp_path / "tol", shards=3, per_shard=5)
@@ -113,7 +106,7 @@ def test_two_gloo_processes_build_the_shards_as_one_process_does(tmp_path, tiny)
     assert "rank 0 of 2: 10 images from shards 0,2 of --shards" in done.stderr  # each reads its own shards
     assert "rank 1 of 2: 5 images from shards 1 of --shards" in done.stderr
 
-    a, b = _vectors(one_store, tiny.vector_name), _vectors(two_store, tiny.vector_name)
+    a, b = stored_vectors(one_store, tiny.vector_name), stored_vectors(two_store, tiny.vector_name)
     assert set(a) == set(b) and len(b) == 15
     cosines = [float(np.dot(a[i], b[i]) / np.linalg.norm(a[i]) / np.linalg.norm(b[i])) for i in a]
     assert min(cosines) > 0.9999

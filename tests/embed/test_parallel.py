@@ -13,11 +13,10 @@ import pytest
 from embed.build import BuildOptions, run_build
 from embed.parallel import World, shared_store, world_from_env
 from index.catalog import Catalog
-from index.collection.readers import read_collection
 from index.collection.entries import image_point_id
-from index.schema import IMAGES
-from index.store import open_store
+from index.collection.readers import read_collection
 from tests.collections import make_collection
+from tests.embed.shards import stored_vectors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,12 +57,6 @@ def test_only_a_server_is_written_by_every_rank():
     assert not shared_store("/var/qdrant") and not shared_store(":memory:")
 
 
-def _vectors(store_path: Path, vector: str) -> dict[str, np.ndarray]:
-    with open_store(str(store_path), read_only=True) as store:
-        ids = [hit.id for hit in store.scroll(IMAGES)]
-        return {hit.id: hit.vector for hit in store.retrieve(IMAGES, ids, vector)}
-
-
 @pytest.mark.slow
 def test_two_gloo_processes_build_what_one_process_builds(tmp_path, tiny):
     collection = make_collection(tmp_path / "col", per_species=9, species=4, size=32)
@@ -83,7 +76,7 @@ def test_two_gloo_processes_build_what_one_process_builds(tmp_path, tiny):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
 
-    a, b = _vectors(one_store, tiny.vector_name), _vectors(two_store, tiny.vector_name)
+    a, b = stored_vectors(one_store, tiny.vector_name), stored_vectors(two_store, tiny.vector_name)
     assert set(a) == set(b) and len(b) == 36
     cosines = [float(np.dot(a[i], b[i]) / np.linalg.norm(a[i]) / np.linalg.norm(b[i])) for i in a]
     assert min(cosines) > 0.9999
