@@ -38,6 +38,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
 VECTOR = "bench"
 DIM = 512
 TARGET_POINTS_PER_S = 20_000  # a 6,000 images/s GPU must never wait for one writer core (issue 15)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in paths:
         if p not in PATHS:
             raise SystemExit(f"unknown path {p!r}; expected some of {', '.join(PATHS)}")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING)
     from embed.writer import FLUSH_POINTS
 
     records = synthetic_records(args.points, args.species)

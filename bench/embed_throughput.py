@@ -36,6 +36,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
 CACHE = REPO / "var" / "bench"
 NAIVE_BATCH = 10  # pybioclip's default batch size
 SPECIES = 12
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from embed.build import default_workers
 
         args.workers = default_workers(args.device)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING)
     import torch
 
     from embed.encoder import Encoder

@@ -50,6 +50,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
 logger = logging.getLogger("bench.query_latency")
 
 CACHE = REPO / "var" / "bench"
@@ -425,7 +426,7 @@ def table(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.INFO)
     logging.getLogger("index").setLevel(logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

@@ -37,6 +37,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
 logger = logging.getLogger("bench.readers_load")
 
 VECTOR = "bench"
@@ -317,7 +318,7 @@ def table(figures: list[Figure]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.INFO)
     logging.getLogger("index").setLevel(logging.WARNING)
     figures = run(args)
     print(table(figures), file=sys.stderr)

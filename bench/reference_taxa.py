@@ -37,6 +37,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
 logger = logging.getLogger("bench.reference_taxa")
 
 VECTOR_SPEC = "ViT-B-16"  # a 512-d built-in: the vector name the synthetic set fills (no weights needed)
@@ -219,7 +220,7 @@ def stage_encode(args: argparse.Namespace, results: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(logging.INFO)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

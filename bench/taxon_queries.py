@@ -32,6 +32,8 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from toolkit.cli import setup_logging  # noqa: E402
+
 logger = logging.getLogger("bench.taxon_queries")
 
 K = 12
@@ -86,7 +88,7 @@ def made_up_words(n: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    setup_logging(logging.WARNING)
     from embed.search import SearchService
     from index.catalog import Catalog
     from index.store import open_store
