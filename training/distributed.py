@@ -7,7 +7,6 @@ set the same variables, so nothing changes here.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +34,11 @@ class DistInfo:
 
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join torchrun's process group (NCCL on CUDA, gloo on CPU) and pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     from embed.device import check_device, resolve_device
+    from embed.parallel import world_from_env
+
+    world = world_from_env()
+    world_size, rank, local_rank = world.size, world.rank, world.local_rank
 
     use_cuda = resolve_device(device, check=False) == "cuda"
     if use_cuda:
