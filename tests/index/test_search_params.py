@@ -212,3 +212,8 @@ def test_a_quantized_store_is_known_quantized_when_reopened(tmp_path):
     with open_store(str(tmp_path / "plain")) as store:
         store.upsert_images("v", records[:10], vectors[:10])
         assert not store._quantized
+
+
+def test_an_unknown_quantization_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"EdgeSettings.quantization: expected None or 'int8', got 'int4'"):
+        EdgeSettings(quantization="int4")
