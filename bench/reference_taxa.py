@@ -27,6 +27,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from common import git_commit  # bench/ is the script's folder, first on sys.pat
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from toolkit.cli import setup_logging  # noqa: E402
+from toolkit.cli import ProgressBars, setup_logging  # noqa: E402
 logger = logging.getLogger("bench.reference_taxa")
 
 VECTOR_SPEC = "ViT-B-16"  # a 512-d built-in: the vector name the synthetic set fills (no weights needed)
@@ -62,6 +63,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MemorySampler:
+    """Peak anonymous and file-backed resident memory (MB), sampled from /proc every `every` seconds.
+
+    The engine maps its files, so RSS counts page cache the kernel can drop; anonymous memory is what
+    a set really costs in RAM."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every, self.peak = every, {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def now() -> dict[str, int]:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status if line.startswith("Rss"))
+        return {k: int(v.split()[0]) // 1024 for k, v in fields.items() if k in ("RssAnon", "RssFile")}
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            for key, value in self.now().items():
+                self.peak[key] = max(self.peak[key], value)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def disk_mb(path: Path) -> float:
@@ -122,7 +154,10 @@ def stage_import(args: argparse.Namespace, work: Path, results: list[dict]) -> t
     rss_before = peak_rss_mb()
     with open_store(str(work / "store")) as store, Catalog(str(work / "catalog.db")) as catalog:
         started = time.perf_counter()
-        summary = add_tol(work / "tol", options, store=store, catalog=catalog)
+        bars = ProgressBars("import")
+        with MemorySampler() as memory:
+            summary = add_tol(work / "tol", options, progress=bars, store=store, catalog=catalog)
+        bars.close()
         seconds = time.perf_counter() - started
         rss = peak_rss_mb()
         points = store.count("taxa")
@@ -133,6 +168,7 @@ def stage_import(args: argparse.Namespace, work: Path, results: list[dict]) -> t
     disk = disk_mb(work / "store" / "taxa")
     emit(results, stage="import", species=args.species, points=points, dim=args.dim, seconds=round(seconds, 1),
          rows_per_s=round(points / seconds), peak_rss_mb=round(rss), rss_before_mb=round(rss_before),
+         peak_anon_mb=memory.peak["RssAnon"], peak_file_mb=memory.peak["RssFile"],
          disk_mb=round(disk), per_rank=summary.per_rank)
     emit(results, stage="re-add", species=args.species, seconds=round(readd, 1),
          rows_per_s=round(points / readd), ratio_to_import=round(readd / seconds, 3))
@@ -222,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(logging.INFO)
     results: list[dict] = []
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         matrix, store_path = stage_import(args, work, results)

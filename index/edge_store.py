@@ -825,9 +825,12 @@ class EdgeStore(VectorStore):
             if self._closed:
                 break
             self._check_free_space()
+            started = time.perf_counter()
+            logger.info("optimizing %s (%d points: payload indexes, HNSW graph)", self.root / collection,
+                        shard.count(qe.CountRequest(exact=False)))
             with self._disk_errors(f"optimizing {self.root / collection}"):
                 changed = shard.optimize()
-            logger.info("optimized %s: %s", self.root / collection, "indexes built" if changed else "already optimal")
+            logger.info("optimized %s in %.1f s: %s", self.root / collection, time.perf_counter() - started, "indexes built" if changed else "already optimal")
         if not self._closed:
             self._publish(clean=False)
 
