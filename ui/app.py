@@ -26,7 +26,7 @@ def app() -> None:
     from ui.components.detail import render_detail
     from ui.components.filters import render_active_filters, render_filters
     from ui.components.map import render_map, render_map_toggle
-    from ui.components.modes import render_describe, render_identify, render_lookalikes
+    from ui.components.modes import render_describe_part, render_identify, render_lookalikes
     from ui.components.query import render_mode
     from ui.components.share import restore_from_url, write_to_url
     from ui.components.sidebar import render_empty_store, render_sidebar
@@ -54,7 +54,7 @@ def app() -> None:
     elif show_map:
         render_map(service, options.filter)
     elif mode == state.DESCRIBE:
-        render_describe(service, options)
+        render_describe_part(service, options)
     elif mode == state.LOOKALIKES:
         render_lookalikes(service, options)
     else:

@@ -54,6 +54,7 @@ BATCH_UPLOADS = "batch_uploads"  # the pictures identified together
 MAP = "show_map"  # the map of the collection instead of the mode's results
 MAP_RANK = "map_rank"  # the rank whose taxa colour the map
 MAP_CHART = "map_chart"  # the map's chart (its selection: the point clicked)
+PAGE_SEEN = "page_seen"  # what the page around the describe part was last drawn with (`page_state`)
 DEFAULT_MAP_RANK = Rank.FAMILY.label
 
 # The clade filter cascades from kingdom down to species (a species shortcut narrows to the species).
@@ -75,6 +76,17 @@ DEFAULTS: dict[str, Any] = {
     PAGED_FOR: None, URL_READ: False,
 }
 
+
+
+# What the page outside the describe part is drawn from: the mode, the detail view, the map, the side panel.
+# The describe part reruns on its own (a fragment) while these stay as they were drawn.
+PAGE_KEYS: tuple[str, ...] = (MODE, DETAIL, MAP, EXCLUDE, RANK, METHOD, K, PER_SPECIES, SPLIT, SOURCE_FILTER,
+                              SOURCE, PICKED, CANDIDATE_SETS)
+
+
+def page_state(state: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values the page outside the describe part is drawn from (compare two to know if it must be redrawn)."""
+    return tuple(repr(state.get(key)) for key in (*PAGE_KEYS, *(clade_key(rank) for rank in CLADE_RANKS)))
 
 
 def meaning_key(text: str) -> str:

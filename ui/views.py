@@ -303,4 +303,4 @@ def card_html(hit: SearchHit) -> str:
     if scientific:
         lines.append(f'<div title="{html.escape(scientific, quote=True)}"><i>{html.escape(scientific)}</i></div>')
     lines.append(f'<div class="tol-card-meta" title="{html.escape(full_score, quote=True)}">{html.escape(meta)}</div>')
-    return f'<div class="tol-card">{"".join(lines)}</div>'
+    return f'<div class="tol-card" data-id="{html.escape(hit.id, quote=True)}">{"".join(lines)}</div>'

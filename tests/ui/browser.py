@@ -217,6 +217,11 @@ def check_tool(url: str, out: Path, kingdom: str = "Animalia", timed_runs: int =
             for text in TIMED_QUERIES[:timed_runs]:
                 report.describe_ms.append(timed_search(page, text, TIMED_K))
             assert query_of(page)["q"] == TIMED_QUERIES[timed_runs - 1]
+            # Describe reruns on its own (a fragment); a breadcrumb click in it redraws the side panel too.
+            page.locator(".st-key-crumbs-0 button:not([aria-label])").first.click()  # the kingdom, not the help icon
+            page.get_by_role("button", name="Clear the clade filter").wait_for(timeout=RESULT_TIMEOUT_MS)
+            settled(page)
+            assert query_of(page).get("within"), page.url
             page.close()
 
             phone = browser.new_page(viewport=PHONE, device_scale_factor=2)

@@ -36,7 +36,16 @@ def keys(at: AppTest, prefix: str) -> list[str]:
 
 
 def result_ids(at: AppTest) -> list[str]:
-    return [key.split(":", 1)[1] for key in keys(at, "alike:")]
+    """The images of the result cards, in order (each card's HTML names its image)."""
+    cards = [m.value for m in at.main.markdown if 'class="tol-card"' in m.value]
+    ids = [html.unescape(re.search(r'data-id="([^"]*)"', card).group(1)) for card in cards]
+    assert len(ids) == len(keys(at, "alike:")), "every card has its look-alikes button"
+    return ids
+
+
+def card_key(at: AppTest, prefix: str, image_id: str) -> str:
+    """The key of a widget of `image_id`'s card (`alike:`, `detail:`, `crumbs-`): cards are keyed by place."""
+    return f"{prefix}{result_ids(at).index(image_id)}"
 
 
 def crumb_labels(at: AppTest, rank: Rank) -> list[str]:
@@ -46,7 +55,7 @@ def crumb_labels(at: AppTest, rank: Rank) -> list[str]:
 
 def click_crumb(at: AppTest, image_id: str, key: str) -> AppTest:
     """Click the part of a result's breadcrumb that narrows to clade `key`."""
-    at.pills(key=f"crumbs-{image_id}").set_value(key)
+    at.pills(key=card_key(at, "crumbs-", image_id)).set_value(key)
     return run(at)
 
 
@@ -177,7 +186,7 @@ def test_lookalikes_of_a_collection_image(app, ui_env):
 def test_lookalikes_button_under_a_result(app):
     search(app)
     target = result_ids(app)[2]
-    app.button(key=f"alike:{target}").click()
+    app.button(key=card_key(app, "alike:", target)).click()
     run(app)
     assert app.session_state[state.MODE] == state.LOOKALIKES
     assert app.selectbox(key=state.PICKED).value == target
@@ -187,7 +196,7 @@ def test_lookalikes_button_under_a_result(app):
 def test_identify_a_collection_image_shows_a_tree_at_every_rank(app, ui_env):
     search(app)
     target = result_ids(app)[0]
-    app.button(key=f"identify:{target}").click()
+    app.button(key=card_key(app, "identify:", target)).click()
     app.selectbox(key=state.RANK).set_value("genus")
     run(app)
     assert app.session_state[state.MODE] == state.IDENTIFY

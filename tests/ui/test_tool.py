@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from index.catalog import Catalog
 from taxonomy import Rank
 from tests.ui.conftest import APP, APP_TIMEOUT_S
-from tests.ui.test_app import TEXT, click_crumb, keys, lineages, result_ids, run, search
+from tests.ui.test_app import TEXT, card_key, click_crumb, keys, lineages, result_ids, run, search
 from ui import state
 from ui.exports import EXPORT_COLUMNS, hit_rows, to_csv, to_json
 
@@ -43,7 +43,7 @@ def test_the_url_follows_the_search(app, ui_env):
     family = lineages(ui_env)[first].key(Rank.FAMILY)
     click_crumb(app, first, family)
     assert dict(app.query_params) == {"mode": "describe", "q": TEXT, "within": family, "rank": "genus", "k": "6"}
-    app.button(key=f"alike:{first}").click()
+    app.button(key=card_key(app, "alike:", first)).click()
     run(app)
     assert app.query_params["mode"] == "lookalikes" and app.query_params["image"] == first
     assert "q" not in app.query_params  # the text is describe's, not the look-alikes'
@@ -160,7 +160,7 @@ def test_the_species_shortcut_narrows_to_the_species(app, ui_env):
 def test_the_detail_view_shows_the_record_and_the_lookalikes(app, ui_env):
     search(app)
     target = result_ids(app)[1]
-    app.button(key=f"detail:{target}").click()
+    app.button(key=card_key(app, "detail:", target)).click()
     run(app)
     record = records(ui_env)[target]
     fields = app.table[0].value["value"].to_dict()
@@ -198,6 +198,15 @@ def test_cards_show_names_and_scores_in_full_on_hover(app):
     search(app)
     card = next(m.value for m in app.main.markdown if "tol-card" in m.value)
     assert 'class="tol-card-meta" title="similarity 0.' in card and "text-overflow: ellipsis" not in card
+
+
+def test_cards_are_keyed_by_place_so_a_new_search_updates_the_same_widgets(app):
+    search(app)
+    before, first = keys(app, "alike:"), result_ids(app)
+    search(app, "a photo of a plant.")
+    assert keys(app, "alike:") == before == [f"alike:{i}" for i in range(state.DEFAULT_K)]
+    assert result_ids(app) != first  # other images, the same widgets
+    assert 'data-id="' in next(m.value for m in app.main.markdown if "tol-card" in m.value)
 
 
 # --- configuration --------------------------------------------------------------------------------------

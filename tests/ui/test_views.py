@@ -69,6 +69,22 @@ def test_result_buttons_switch_mode_and_query():
     assert session[state.TEXT] == "a photo of Felis catus."
 
 
+def test_page_state_changes_with_what_the_page_around_describe_shows_not_with_the_query():
+    """The describe part reruns alone on a new text; a click in it that changes anything else redraws the page."""
+    session: dict = {}
+    state.init(session)
+    drawn = state.page_state(session)
+    session[state.TEXT] = "a photo of a fern."
+    state.load_more(session)
+    state.use_example(session, "a photo of Felis catus.")
+    assert state.page_state(session) == drawn
+    for change in (lambda s: state.set_clade(s, CAT.key(Rank.FAMILY)), lambda s: state.look_alikes_of(s, "abc"),
+                   lambda s: state.identify_this(s, "abc"), lambda s: state.open_detail(s, "abc")):
+        changed = dict(session)
+        change(changed)
+        assert state.page_state(changed) != drawn
+
+
 # --- uploads --------------------------------------------------------------------------------------------
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:

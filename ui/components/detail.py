@@ -12,7 +12,7 @@ import streamlit as st
 from embed.search import SearchService
 from index.store import SearchFilter
 from ui import state
-from ui.components.results import COLUMNS, render_breadcrumb, render_card
+from ui.components.results import render_breadcrumb, render_grid
 from ui.views import detail_fields, full_image_bytes, hit_title
 
 DETAIL_LOOKALIKES = 6
@@ -40,7 +40,7 @@ def render_detail(service: SearchService, search_filter: SearchFilter | None = N
     record = service.catalog.image(hit.id) if service.catalog is not None else None
     title, scientific = hit_title(hit)
     st.markdown(f"### {title}" + (f"  \n*{scientific}*" if scientific else ""))
-    render_breadcrumb(hit)
+    render_breadcrumb(hit, "detail")
     picture_column, fields_column = st.columns(DETAIL_RATIO, gap="large")
     with picture_column:
         picture = _full_image(hit.root, hit.path)
@@ -58,7 +58,4 @@ def render_detail(service: SearchService, search_filter: SearchFilter | None = N
             st.caption("No catalog: only what the store holds is shown (no sha256, no size).")
     st.markdown("##### Look-alikes")
     alikes = service.image_to_images(hit.id, DETAIL_LOOKALIKES, search_filter)
-    for start in range(0, len(alikes), COLUMNS):
-        for column, alike in zip(st.columns(COLUMNS), alikes[start:start + COLUMNS]):
-            with column:
-                render_card(alike)
+    render_grid(alikes)

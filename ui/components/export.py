@@ -12,12 +12,15 @@ EXPORT_NAME = "tol-results"
 
 
 def render_export(hits: Sequence[SearchHit], name: str = EXPORT_NAME) -> None:
-    """CSV and JSON of `hits` (id, path, lineage, score, split, source, license); no rerun on click."""
+    """CSV and JSON of `hits` (id, path, lineage, score, split, source, license); no rerun on click.
+
+    The files are made on a click (deferred), not on every run: an eager file is a media file that the
+    browser fetches again after each search, two requests more while the results are drawn."""
     rows = hit_rows(hits)
     with st.container(horizontal=True, key="export", gap="small"):
-        st.download_button("CSV", to_csv(rows, EXPORT_COLUMNS), f"{name}.csv", CSV_MIME, key="export_csv",
+        st.download_button("CSV", lambda: to_csv(rows, EXPORT_COLUMNS), f"{name}.csv", CSV_MIME, key="export_csv",
                            icon=":material/download:", on_click="ignore", type="tertiary",
                            help="Download these results as CSV")
-        st.download_button("JSON", to_json(rows), f"{name}.json", JSON_MIME, key="export_json",
+        st.download_button("JSON", lambda: to_json(rows), f"{name}.json", JSON_MIME, key="export_json",
                            icon=":material/download:", on_click="ignore", type="tertiary",
                            help="Download these results as JSON")

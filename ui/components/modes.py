@@ -15,6 +15,7 @@ from ui import state
 from ui.components.identify import render_candidate_limits, render_identification, render_top
 from ui.components.query import render_image_query, render_reading, render_text_query
 from ui.components.results import render_results, render_summary, render_taxa
+from ui.components.share import write_to_url
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,24 @@ def _attempt(what: str, run: Callable[[], T]) -> T | None:
         logger.warning("%s failed: %s", what, e)
         st.error(f"{what} failed: {e.args[0] if isinstance(e, KeyError) and e.args else e}")
         return None
+
+
+def render_describe_part(service: SearchService, options: QueryOptions) -> None:
+    """Describe as a part of the page that reruns on its own (`st.fragment`): a new text redraws the query and the
+    results, not the side panel, the title or the mode, whose values it was drawn with (`options`) still hold.
+
+    A click in it that changes the page around it (a breadcrumb narrowing the clade, look-alikes, details)
+    reruns the whole page; every run writes the search into the URL."""
+    st.session_state[state.PAGE_SEEN] = state.page_state(st.session_state)
+    _describe_fragment(service, options)
+
+
+@st.fragment
+def _describe_fragment(service: SearchService, options: QueryOptions) -> None:
+    if st.session_state.get(state.PAGE_SEEN) != state.page_state(st.session_state):
+        st.rerun(scope="app")  # a callback here changed the page around this part
+    render_describe(service, options)
+    write_to_url()
 
 
 def render_describe(service: SearchService, options: QueryOptions) -> None:
