@@ -245,8 +245,6 @@ def state_default_k() -> int:
     return DEFAULT_K
 
 
-def take_screenshots(url: str, out: Path) -> list[Path]:
-    """Run a text search, then each mode, checking the page; save one screenshot per mode in `out`."""
 def take_screenshots(url: str, out: Path, lookalikes_card: int = LOOKALIKES_CARD,
                      identify_card: int = IDENTIFY_CARD) -> list[Path]:
     """Run a text search, then each mode, checking the page; save one screenshot per mode in `out`.
@@ -311,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"look-alike (from 0) that is identified (default {IDENTIFY_CARD})")
     args = parser.parse_args(argv)
     out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
     with serve(Path.cwd(), dict(os.environ), out / "streamlit.log") as url:
         for path in take_screenshots(url, out, args.lookalikes_card, args.identify_card):
             print(path)
