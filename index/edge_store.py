@@ -830,7 +830,8 @@ class EdgeStore(VectorStore):
                         shard.count(qe.CountRequest(exact=False)))
             with self._disk_errors(f"optimizing {self.root / collection}"):
                 changed = shard.optimize()
-            logger.info("optimized %s in %.1f s: %s", self.root / collection, time.perf_counter() - started, "indexes built" if changed else "already optimal")
+            logger.info("optimized %s in %.1f s: %s", self.root / collection, time.perf_counter() - started,
+                        "indexes built" if changed else "already optimal")
         if not self._closed:
             self._publish(clean=False)
 

@@ -55,6 +55,7 @@ def app() -> None:
         render_map(service, options.filter)
     elif mode == state.DESCRIBE:
         render_describe_part(service, options)
+        return  # the part writes the URL itself, on its own reruns too
     elif mode == state.LOOKALIKES:
         render_lookalikes(service, options)
     else:
