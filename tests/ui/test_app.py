@@ -301,7 +301,6 @@ def test_text_that_names_nothing_and_matches_weakly_gets_a_note(app):
     search(app, "qwzxv")
     found_weak = any("names no taxon here" in w.value for w in app.warning)
     # The note follows the service's own verdict on the same text.
-    from embed.search import SearchService
     from ui.services import UiConfig, service_or_error
 
     service, _ = service_or_error(UiConfig.from_env())
