@@ -607,25 +607,26 @@ class SearchService:
 
     # --- hits ---------------------------------------------------------------------------------------
 
-    def _root(self, image_id: str) -> str:
+    def _roots_of(self, image_ids: Sequence[str]) -> dict[str, str]:
+        """The collection root of each image (empty when the catalog lacks it), the unknown ones in one query."""
         if self.catalog is None:
-            return ""
-        root = self._roots.get(image_id)
-        if root is None:
-            record = self.catalog.image(image_id)
-            root = record.root if record is not None else ""
-            if len(self._roots) >= ROOT_CACHE_LIMIT:
+            return {}
+        missing = [i for i in image_ids if i not in self._roots]
+        if missing:
+            if len(self._roots) + len(missing) > ROOT_CACHE_LIMIT:
                 self._roots.clear()
-            self._roots[image_id] = root
-        return root
+            found = self.catalog.roots(missing)
+            self._roots.update({i: found.get(i, "") for i in missing})
+        return {i: self._roots[i] for i in image_ids}
 
     def _hits(self, collection: str, hits: Sequence[Hit]) -> list[SearchHit]:
         out = []
         is_image = collection == IMAGES
+        roots = self._roots_of([hit.id for hit in hits]) if is_image else {}
         for hit in hits:
             out.append(SearchHit(
                 id=hit.id, score=hit.score, collection=collection, taxon=hit.taxon, rank=hit.rank,
-                lineage=hit.lineage, path=hit.path if is_image else "", root=self._root(hit.id) if is_image else "",
+                lineage=hit.lineage, path=hit.path if is_image else "", root=roots.get(hit.id, ""),
                 split=hit.split, source=hit.source, license=hit.license if is_image else "", n_images=hit.n_images,
                 group=hit.group or "",
             ))

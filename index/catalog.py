@@ -203,6 +203,14 @@ class Catalog:
             row = session.get(ImageRow, image_id)
             return image_record(row) if row is not None else None
 
+    def roots(self, image_ids: Sequence[str]) -> dict[str, str]:
+        """The collection root of each of `image_ids` the catalog has, in one query."""
+        if not image_ids:
+            return {}
+        query = select(ImageRow.id, ImageRow.root).where(ImageRow.id.in_(set(image_ids)))
+        with self._sessions() as session:
+            return {image_id: root for image_id, root in session.execute(query)}
+
     def taxa(self, rank: Rank | str | int | None = None) -> list[Taxon]:
         """The taxa of the present images (as of the last ingest), by rank then key."""
         query = select(TaxonRow)

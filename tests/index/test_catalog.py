@@ -66,6 +66,14 @@ def test_in_memory_catalog_keeps_its_data_between_calls(collection):
         assert len(catalog.images()) == 3
 
 
+def test_roots_of_many_images_in_one_query(catalog, collection):
+    csv_file, root = collection
+    catalog.ingest(read_collection(csv_file, root))
+    ids = [record.id for record in catalog.images()]
+    assert catalog.roots(ids + ["never-seen"]) == {i: str(root) for i in ids}
+    assert catalog.roots([]) == {}
+
+
 def test_lazy_package_export_is_the_class():
     assert LazyCatalog is Catalog
 
