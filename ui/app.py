@@ -7,6 +7,7 @@ widgets live in `ui/components`, the search in `embed.search`. Configuration com
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# Sessions run in threads of one process, beside the browser on a laptop: OpenMP threads that spin at the end of
+# every op of the model burn the cores these need (one core busy elsewhere: a describe's p50 23 ms, its worst
+# 151 ms; waiting passively: 10 and 18 ms, and the same two-thread speed on an idle machine). Read when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
