@@ -4,6 +4,7 @@ The components draw these; the tests check them directly.
 """
 from __future__ import annotations
 
+import base64
 import html
 import io
 import logging
@@ -206,9 +207,13 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
 
 
 def thumbnail_bytes(root: str, path: str, size: int = THUMBNAIL_PX) -> bytes | None:
-    """A square JPEG thumbnail of a collection image; None when it cannot be shown."""
+    """A square JPEG thumbnail of a collection image, `size` px or its shorter side when that is smaller (the
+    browser scales it; an upscaled copy would only weigh more); None when it cannot be shown."""
     image = _collection_image(root, path)
-    return _jpeg(ImageOps.fit(image, (size, size)), THUMBNAIL_QUALITY) if image is not None else None
+    if image is None:
+        return None
+    side = min(size, *image.size)
+    return _jpeg(ImageOps.fit(image, (side, side)), THUMBNAIL_QUALITY)
 
 
 def full_image_bytes(root: str, path: str, max_px: int = DETAIL_MAX_PX) -> bytes | None:
@@ -283,24 +288,67 @@ def option_label(hit: SearchHit) -> str:
     return f"{name} — {hit.path}"
 
 
-CARD_TEXT_STYLE = """
-<style>
-.tol-card {font-size: 0.9rem; line-height: 1.3; min-width: 0;}
-.tol-card > div {white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
-.tol-card-title {font-weight: 600;}
-.tol-card-meta {color: #6b7280; font-size: 0.8rem; font-variant-numeric: tabular-nums;}
-</style>
-"""
+@dataclass(frozen=True)
+class CardAction:
+    """A button under each result card: `action` is what a click asks for, `icon` a Material Symbol's name."""
+
+    action: str
+    label: str
+    icon: str
+    help: str
 
 
-def card_html(hit: SearchHit) -> str:
-    """A result's names and score, one line each, cut with an ellipsis; the full text on hover (`title`)."""
+DETAILS = CardAction("detail", "Details", "info", "The whole image, its catalog record and its look-alikes")
+LOOK_ALIKES = CardAction("alike", "Look-alikes", "image_search", "Images that look like this one")
+IDENTIFY_THIS = CardAction("identify", "Identify", "biotech", "The taxa this image is closest to")
+CARD_ACTIONS: tuple[CardAction, ...] = (DETAILS, LOOK_ALIKES, IDENTIFY_THIS)
+NARROW = "narrow"  # a part of a card's breadcrumb: only this clade
+CRUMB_SEPARATOR = "›"
+
+
+def _attr(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def _button(action: str, target: str, label: str, help: str, icon: str = "") -> str:
+    symbol = f'<span class="tol-icon" aria-hidden="true">{icon}</span>' if icon else ""
+    return (f'<button type="button" data-action="{_attr(action)}" data-target="{_attr(target)}" '
+            f'title="{_attr(help)}">{symbol}<span class="tol-label">{html.escape(label)}</span></button>')
+
+
+def card_html(hit: SearchHit, picture: bytes | None) -> str:
+    """A result card: the thumbnail (`picture`, JPEG bytes), the names and score one line each (cut with an
+    ellipsis, in full on hover), the lineage as a breadcrumb whose parts narrow the filter, and the actions.
+
+    Each button names its action and its target (`data-action`, `data-target`); the card names its image
+    (`data-id`).
+    """
     title, scientific = hit_title(hit)
     score = f"{hit.score:.3f}" if hit.score is not None else "–"
     full_score = f"similarity {hit.score!r}" if hit.score is not None else "no score"
     meta = " · ".join(part for part in (score, hit.split) if part)
-    lines = [f'<div class="tol-card-title" title="{html.escape(title, quote=True)}">{html.escape(title)}</div>']
+    if picture is not None:
+        image = f'<img src="data:image/jpeg;base64,{base64.b64encode(picture).decode("ascii")}" alt="{_attr(title)}">'
+    else:
+        image = '<div class="tol-no-image">image unavailable</div>'
+    lines = [f'<div class="tol-card-title" title="{_attr(title)}">{html.escape(title)}</div>']
     if scientific:
-        lines.append(f'<div title="{html.escape(scientific, quote=True)}"><i>{html.escape(scientific)}</i></div>')
-    lines.append(f'<div class="tol-card-meta" title="{html.escape(full_score, quote=True)}">{html.escape(meta)}</div>')
-    return f'<div class="tol-card" data-id="{html.escape(hit.id, quote=True)}">{"".join(lines)}</div>'
+        lines.append(f'<div title="{_attr(scientific)}"><i>{html.escape(scientific)}</i></div>')
+    lines.append(f'<div class="tol-card-meta" title="{_attr(full_score)}">{html.escape(meta)}</div>')
+    crumbs = breadcrumb(hit.lineage, Rank.SPECIES)
+    parts = [_button(NARROW, crumb.key, crumb.name + ("" if crumb is crumbs[-1] else f" {CRUMB_SEPARATOR}"),
+                     f"Only this {crumb.rank.label}: {crumb.key}") for crumb in crumbs]
+    actions = [_button(a.action, hit.id, a.label, a.help, a.icon) for a in CARD_ACTIONS]
+    return (f'<div class="tol-card" data-id="{_attr(hit.id)}">{image}<div class="tol-card-text">{"".join(lines)}'
+            f'</div><div class="tol-crumbs">{"".join(parts)}</div><div class="tol-actions">{"".join(actions)}</div>'
+            '</div>')
+
+
+def taxa_html(hits: Sequence[SearchHit], rank_label: str) -> str:
+    """The closest taxa, one button each ("name (common name) · score") that narrows the filter to the taxon."""
+    buttons = []
+    for hit in hits:
+        label = hit.name + (f" ({hit.common_name})" if hit.common_name else "")
+        buttons.append(_button(NARROW, hit.taxon, f"{label} · {hit.score:.3f}",
+                               f"Only this {rank_label}: {hit.taxon} ({hit.n_images} images)"))
+    return f'<div class="tol-taxa">{"".join(buttons)}</div>'

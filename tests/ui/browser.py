@@ -42,7 +42,9 @@ TIMED_K = 12
 TIMED_QUERIES = ("a photo of a bird.", "a photo of a fish.", "a plant with red flowers.", "a photo of a beetle.",
                  "a photo of a mammal.", "a mushroom in a forest.", "a photo of a frog.")
 QUIET_MS = 400  # no change on the page for this long: the results are drawn
-RESULT_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
+# The page's pictures: a query image or a detail view's picture (st.image), then the result cards' thumbnails.
+RESULT_IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img, [data-testid="stMain"] .tol-card img'
+CARD_BUTTON = '.tol-card button[data-action="%s"]'  # a card's action: detail, alike, identify, narrow
 # Which result card opens look-alikes (among the text search's) and identify (among the look-alikes'),
 # counted from 0: on the shipped demo model these show right answers (the README's pictures).
 LOOKALIKES_CARD = 0
@@ -96,11 +98,11 @@ def serve(cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
 def wait_for_images(page, count: int) -> None:
     """At least `count` result images on the page, every one of them loaded."""
     page.wait_for_function(
-        """n => {
-            const imgs = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')];
+        """([n, selector]) => {
+            const imgs = [...document.querySelectorAll(selector)];
             return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
         }""",
-        arg=count, timeout=RESULT_TIMEOUT_MS,
+        arg=[count, RESULT_IMAGES], timeout=RESULT_TIMEOUT_MS,
     )
     page.wait_for_timeout(600)  # let the layout settle before a screenshot
 
@@ -180,7 +182,7 @@ def check_tool(url: str, out: Path, kingdom: str = "Animalia", timed_runs: int =
             settled(page)
             assert page.locator(RESULT_IMAGES).count() == 6
             assert page.get_by_placeholder("a photo of a striped cat", exact=False).input_value() == TEXT
-            crumbs = page.locator('div[class*="st-key-crumbs-"] button').all_inner_texts()
+            crumbs = page.locator(CARD_BUTTON % "narrow").all_inner_texts()
             kingdoms = {c.split()[0] for c in crumbs if c.strip() and c.split()[0] in ("Animalia", "Plantae", "Fungi")}
             assert kingdoms == {kingdom}, kingdoms
             assert query_of(page) == link, page.url
@@ -218,7 +220,7 @@ def check_tool(url: str, out: Path, kingdom: str = "Animalia", timed_runs: int =
                 report.describe_ms.append(timed_search(page, text, TIMED_K))
             assert query_of(page)["q"] == TIMED_QUERIES[timed_runs - 1]
             # Describe reruns on its own (a fragment); a breadcrumb click in it redraws the side panel too.
-            page.locator(".st-key-crumbs-0 button:not([aria-label])").first.click()  # the kingdom, not the help icon
+            page.locator(CARD_BUTTON % "narrow").first.click()  # the first card's kingdom
             page.get_by_role("button", name="Clear the clade filter").wait_for(timeout=RESULT_TIMEOUT_MS)
             settled(page)
             assert query_of(page).get("within"), page.url
@@ -275,25 +277,24 @@ def take_screenshots(url: str, out: Path, lookalikes_card: int = LOOKALIKES_CARD
             box.fill(TEXT)
             box.press("Enter")
             wait_for_images(page, K_FOR_SCREENSHOTS)
-            sources = page.locator('[data-testid="stMain"] [data-testid="stImage"] img').evaluate_all(
-                "imgs => imgs.map(i => i.getAttribute('src'))")
+            sources = page.locator(RESULT_IMAGES).evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
             assert len(sources) == K_FOR_SCREENSHOTS
-            assert all("/media/" in src for src in sources), sources  # served by streamlit from memory, not files
+            assert all(src.startswith("data:image/jpeg;base64,") for src in sources), [s[:40] for s in sources]
             assert page.get_by_text("In these results").is_visible()
             page.screenshot(path=str(out / "describe.png"))
 
-            page.locator('[class*="st-key-alike"] button').nth(lookalikes_card).click()
+            page.locator(CARD_BUTTON % "alike").nth(lookalikes_card).click()
             settled(page)
             wait_for_images(page, K_FOR_SCREENSHOTS + 1)  # the query and its look-alikes
             page.screenshot(path=str(out / "lookalikes.png"))
 
-            page.locator('[class*="st-key-identify"] button').nth(identify_card).click()
+            page.locator(CARD_BUTTON % "identify").nth(identify_card).click()
             settled(page)
             page.get_by_text("Top species taxa").wait_for(timeout=RESULT_TIMEOUT_MS)
             wait_for_images(page, 1)
             settled(page)
             assert page.locator(".tol-row.tol-path").count() == 7  # kingdom .. species
-            assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() == 1
+            assert page.locator(RESULT_IMAGES).count() == 1
             page.screenshot(path=str(out / "identify.png"))
         finally:
             browser.close()

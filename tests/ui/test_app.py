@@ -14,8 +14,12 @@ from index.catalog import Catalog
 from index.constants import GENERATIONS_DIR
 from taxonomy import Rank, caption
 from tests.built_index import BuiltIndex
+from tests.ui.clickable import Card, block, buttons, cards, click
 from tests.ui.conftest import APP, APP_TIMEOUT_S
 from ui import state
+from ui.components.detail import DETAIL_CARDS
+from ui.components.results import CLOSEST_TAXA, RESULTS_CARDS
+from ui.views import CARD_ACTIONS, NARROW
 
 TEXT = "a photo of Felis catus with common name domestic cat."
 
@@ -35,28 +39,38 @@ def keys(at: AppTest, prefix: str) -> list[str]:
     return [b.key for b in at.button if b.key and b.key.startswith(prefix)]
 
 
+def cards_key(at: AppTest) -> str:
+    """The key of the cards on the page: the results', or the detail view's look-alikes'."""
+    return DETAIL_CARDS if block(at, DETAIL_CARDS) is not None else RESULTS_CARDS
+
+
+def result_cards(at: AppTest) -> list[Card]:
+    return cards(at, cards_key(at))
+
+
 def result_ids(at: AppTest) -> list[str]:
     """The images of the result cards, in order (each card's HTML names its image)."""
-    cards = [m.value for m in at.main.markdown if 'class="tol-card"' in m.value]
-    ids = [html.unescape(re.search(r'data-id="([^"]*)"', card).group(1)) for card in cards]
-    assert len(ids) == len(keys(at, "alike:")), "every card has its look-alikes button"
-    return ids
+    shown = result_cards(at)
+    assert all([b.action for b in card.buttons if b.action != NARROW] == [a.action for a in CARD_ACTIONS]
+               for card in shown), "every card has its actions"
+    return [card.id for card in shown]
 
 
-def card_key(at: AppTest, prefix: str, image_id: str) -> str:
-    """The key of a widget of `image_id`'s card (`alike:`, `detail:`, `crumbs-`): cards are keyed by place."""
-    return f"{prefix}{result_ids(at).index(image_id)}"
+def click_card(at: AppTest, action: str, image_id: str) -> AppTest:
+    """Click `action` (detail, alike, identify) on `image_id`'s card."""
+    return click(at, cards_key(at), action, image_id)
 
 
 def crumb_labels(at: AppTest, rank: Rank) -> list[str]:
     """The breadcrumb part at `rank` of every result (ranks above it all named)."""
-    return [p.options[rank] for p in at.pills if p.key and p.key.startswith("crumbs-")]
+    return [card.crumbs()[rank].label for card in result_cards(at)]
 
 
 def click_crumb(at: AppTest, image_id: str, key: str) -> AppTest:
     """Click the part of a result's breadcrumb that narrows to clade `key`."""
-    at.pills(key=card_key(at, "crumbs-", image_id)).set_value(key)
-    return run(at)
+    card = next(c for c in result_cards(at) if c.id == image_id)
+    assert key in [b.target for b in card.crumbs()], (key, card.crumbs())
+    return click(at, cards_key(at), NARROW, key)
 
 
 def lineages(built: BuiltIndex):
@@ -68,14 +82,13 @@ def lineages(built: BuiltIndex):
 
 def test_describe_shows_a_grid_of_result_images(app):
     assert app.segmented_control(key=state.MODE).value == state.DESCRIBE
-    assert len(app.image) == 0 and any("Type a description" in c.value for c in app.main.caption)
+    assert not result_ids(app) and any("Type a description" in c.value for c in app.main.caption)
     search(app)
-    assert len(app.image) == state.DEFAULT_K
-    assert all(image.value and image.value[0] for image in app.image)  # served thumbnails
+    assert all(card.picture.startswith("data:image/jpeg;base64,/9j/") for card in result_cards(app))  # JPEGs
     ids = result_ids(app)
     assert len(set(ids)) == state.DEFAULT_K
     assert any("In these results" in m.value for m in app.markdown)
-    assert len(keys(app, "taxon:")) == 5  # closest taxa at the chosen rank
+    assert len(buttons(app, CLOSEST_TAXA)) == 5  # closest taxa at the chosen rank
     assert any("12 images, most similar first" in c.value for c in app.caption)
 
 
@@ -96,7 +109,7 @@ def test_examples_come_from_the_taxa_and_fill_the_text(app, ui_env):
     pills.set_value(text)
     run(app)
     assert app.text_input(key=state.TEXT).value == text
-    assert len(app.image) == state.DEFAULT_K
+    assert len(result_ids(app)) == state.DEFAULT_K
 
 
 def test_k_and_grouping_by_species(app, ui_env):
@@ -180,14 +193,13 @@ def test_lookalikes_of_a_collection_image(app, ui_env):
     run(app)
     ids = result_ids(app)
     assert len(ids) == state.DEFAULT_K and record.id not in ids
-    assert len(app.image) == state.DEFAULT_K + 1  # the query's preview and the results
+    assert len(app.image) == 1 and all(card.picture for card in result_cards(app))  # the query's preview
 
 
 def test_lookalikes_button_under_a_result(app):
     search(app)
     target = result_ids(app)[2]
-    app.button(key=card_key(app, "alike:", target)).click()
-    run(app)
+    click_card(app, "alike", target)
     assert app.session_state[state.MODE] == state.LOOKALIKES
     assert app.selectbox(key=state.PICKED).value == target
     assert target not in result_ids(app) and len(result_ids(app)) == state.DEFAULT_K
@@ -196,9 +208,8 @@ def test_lookalikes_button_under_a_result(app):
 def test_identify_a_collection_image_shows_a_tree_at_every_rank(app, ui_env):
     search(app)
     target = result_ids(app)[0]
-    app.button(key=card_key(app, "identify:", target)).click()
     app.selectbox(key=state.RANK).set_value("genus")
-    run(app)
+    click_card(app, "identify", target)
     assert app.session_state[state.MODE] == state.IDENTIFY
     tree = app.html[0].proto.body
     for rank in ("kingdom", "phylum", "class", "order", "family", "genus"):
@@ -279,7 +290,7 @@ def test_a_shard_missing_an_index_costs_its_filter_not_the_app(built_index, tmp_
     assert state.SPLIT not in [box.key for box in at.selectbox]
     assert any("No split filter" in c.value and "no keyword index on 'split'" in c.value for c in at.sidebar.caption)
     search(at)
-    assert len(at.image) == state.DEFAULT_K
+    assert len(result_ids(at)) == state.DEFAULT_K
 
 
 def test_a_genus_name_is_searched_as_that_genus_with_one_click_to_its_images(app, ui_env):

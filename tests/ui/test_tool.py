@@ -13,8 +13,13 @@ from streamlit.testing.v1 import AppTest
 from index.catalog import Catalog
 from taxonomy import Rank
 from tests.ui.conftest import APP, APP_TIMEOUT_S
-from tests.ui.test_app import TEXT, card_key, click_crumb, keys, lineages, result_ids, run, search
+from tests.ui.clickable import block, block_html, buttons, click
+from tests.ui.test_app import TEXT, click_card, click_crumb, keys, lineages, result_ids, run, search
+from streamlit.components.v2.bidi_component.main import _make_trigger_id
+
 from ui import state
+from ui.components.clickable import EVENT
+from ui.components.results import CLOSEST_TAXA, RESULTS_CARDS
 from ui.exports import EXPORT_COLUMNS, hit_rows, to_csv, to_json
 
 CONFIG = Path(APP).parent / ".streamlit" / "config.toml"
@@ -43,8 +48,7 @@ def test_the_url_follows_the_search(app, ui_env):
     family = lineages(ui_env)[first].key(Rank.FAMILY)
     click_crumb(app, first, family)
     assert dict(app.query_params) == {"mode": "describe", "q": TEXT, "within": family, "rank": "genus", "k": "6"}
-    app.button(key=card_key(app, "alike:", first)).click()
-    run(app)
+    click_card(app, "alike", first)
     assert app.query_params["mode"] == "lookalikes" and app.query_params["image"] == first
     assert "q" not in app.query_params  # the text is describe's, not the look-alikes'
 
@@ -143,9 +147,8 @@ def test_chips_undo_one_filter_one_rank_up_or_all(app, ui_env):
 
 def test_the_species_shortcut_narrows_to_the_species(app, ui_env):
     search(app)
-    shortcut = next(b for b in app.button if b.key and b.key.startswith("taxon:"))
-    shortcut.click()
-    run(app)
+    shortcut = buttons(app, CLOSEST_TAXA)[0]  # the closest species
+    click(app, CLOSEST_TAXA, shortcut.action, shortcut.target)
     species = state.selected_clade(app.session_state)
     assert species.count("/") == Rank.SPECIES
     assert app.selectbox(key=state.clade_key(Rank.SPECIES)).value == species
@@ -160,8 +163,7 @@ def test_the_species_shortcut_narrows_to_the_species(app, ui_env):
 def test_the_detail_view_shows_the_record_and_the_lookalikes(app, ui_env):
     search(app)
     target = result_ids(app)[1]
-    app.button(key=card_key(app, "detail:", target)).click()
-    run(app)
+    click_card(app, "detail", target)
     record = records(ui_env)[target]
     fields = app.table[0].value["value"].to_dict()
     assert fields["sha256"] == record.sha256 and fields["license"] == record.license
@@ -196,17 +198,31 @@ def test_load_more_adds_a_page_and_a_new_search_starts_again(app):
 
 def test_cards_show_names_and_scores_in_full_on_hover(app):
     search(app)
-    card = next(m.value for m in app.main.markdown if "tol-card" in m.value)
-    assert 'class="tol-card-meta" title="similarity 0.' in card and "text-overflow: ellipsis" not in card
+    cards = block_html(app, RESULTS_CARDS)
+    assert 'class="tol-card-meta" title="similarity 0.' in cards and "text-overflow: ellipsis" not in cards
 
 
-def test_cards_are_keyed_by_place_so_a_new_search_updates_the_same_widgets(app):
+def test_the_cards_are_one_element_that_a_new_search_updates(app):
+    """Twelve cards are one element of the page (not about a hundred widgets), kept under the same key."""
     search(app)
-    before, first = keys(app, "alike:"), result_ids(app)
+    first, element = result_ids(app), block(app, RESULTS_CARDS).proto.id
+    assert not [b for b in app.button if b.key and b.key.startswith(("alike", "detail", "identify", "taxon"))]
     search(app, "a photo of a plant.")
-    assert keys(app, "alike:") == before == [f"alike:{i}" for i in range(state.DEFAULT_K)]
-    assert result_ids(app) != first  # other images, the same widgets
-    assert 'data-id="' in next(m.value for m in app.main.markdown if "tol-card" in m.value)
+    assert block(app, RESULTS_CARDS).proto.id == element
+    assert result_ids(app) != first and len(result_ids(app)) == state.DEFAULT_K
+
+
+def test_a_click_from_an_old_page_is_ignored(app):
+    """A trigger naming an action the page never offered (an old tab, a forged message) changes nothing."""
+    search(app)
+    before = dict(app.query_params)
+    element = block(app, RESULTS_CARDS)
+    states = app._tree.get_widget_states()
+    forged = states.widgets.add()
+    forged.id = _make_trigger_id(element.proto.id, "events")
+    forged.json_trigger_value = json.dumps([{"event": EVENT, "value": {"action": "delete", "target": "x"}}])
+    app._run(states)
+    assert not app.exception and dict(app.query_params) == before and len(result_ids(app)) == state.DEFAULT_K
 
 
 # --- configuration --------------------------------------------------------------------------------------

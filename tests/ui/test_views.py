@@ -1,8 +1,10 @@
 """The app's pure parts: session-state transitions, uploads, breadcrumbs, summaries, thumbnails (no streamlit)."""
 from __future__ import annotations
 
+import html
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,10 @@ from embed.search import SearchHit
 from taxonomy import Lineage, Rank
 from ui import links, state
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, load_upload
-from ui.views import breadcrumb, prediction_tree_html, summary_html, summary_tree, thumbnail_bytes
+from ui.views import (CARD_ACTIONS, NARROW, breadcrumb, card_html, prediction_tree_html, summary_html,
+                      summary_tree, taxa_html, thumbnail_bytes)
+
+BUTTON = re.compile(r'<button type="button" data-action="([^"]*)" data-target="([^"]*)"')
 
 CAT = Lineage.from_ranks(["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Felis", "catus"],
                          "domestic cat")
@@ -183,6 +188,28 @@ def test_prediction_tree_html_escapes_names_and_marks_the_path():
     assert "<i>Felis catus</i>" in markup
 
 
+def test_a_card_escapes_what_it_shows_and_names_its_image_and_its_buttons():
+    odd = Lineage.from_ranks(["Animalia", "<img src=x onerror=alert(1)>", "Aves", "Order", "Family", "Genus", "x"],
+                             'a "b" & c')
+    card = hit(odd, 7)
+    markup = card_html(card, b"\xff\xd8jpeg")
+    assert "<img src=x" not in markup and "&lt;img src=x onerror=alert(1)&gt;" in markup
+    assert 'title="a &quot;b&quot; &amp; c"' in markup and 'data-id="id7"' in markup
+    assert markup.count('<img src="data:image/jpeg;base64,') == 1
+    crumbs = [key for action, key in BUTTON.findall(markup) if action == NARROW]
+    assert [html.unescape(k) for k in crumbs] == [odd.key(rank) for rank in Rank]  # kingdom to species
+    assert [action for action, key in BUTTON.findall(markup) if key == "id7"] == [a.action for a in CARD_ACTIONS]
+    assert "image unavailable" in card_html(card, None) and "<img" not in card_html(card, None)
+
+
+def test_closest_taxa_narrow_to_their_own_key():
+    taxa = [SearchHit(id="t1", score=0.25, collection="taxa", taxon=CAT.key(Rank.GENUS), rank=Rank.GENUS,
+                      lineage=CAT, n_images=3)]
+    markup = taxa_html(taxa, "genus")
+    assert BUTTON.findall(markup) == [(NARROW, CAT.key(Rank.GENUS))]
+    assert "· 0.250" in markup and "(3 images)" in markup
+
+
 # --- the map's projection -------------------------------------------------------------------------------
 
 def test_pca_separates_two_clusters_along_its_first_axis_and_is_stable():
@@ -230,7 +257,7 @@ def test_full_image_is_uncropped_where_the_thumbnail_is_square(tmp_path):
     Image.new("RGB", (300, 120), (10, 200, 30)).save(tmp_path / "wide.png")
     full = Image.open(io.BytesIO(full_image_bytes(str(tmp_path), "wide.png")))
     thumb = Image.open(io.BytesIO(thumbnail_bytes(str(tmp_path), "wide.png")))
-    assert full.size == (300, 120) and thumb.size[0] == thumb.size[1]
+    assert full.size == (300, 120) and thumb.size == (120, 120)  # square, never upscaled
     assert full_image_bytes(str(tmp_path), "../outside.png") is None
 
 

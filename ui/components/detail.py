@@ -12,10 +12,11 @@ import streamlit as st
 from embed.search import SearchService
 from index.store import SearchFilter
 from ui import state
-from ui.components.results import render_breadcrumb, render_grid
+from ui.components.results import render_breadcrumb, render_cards
 from ui.views import detail_fields, full_image_bytes, hit_title
 
 DETAIL_LOOKALIKES = 6
+DETAIL_CARDS = "detail-cards"
 IMAGE_CACHE_ENTRIES = 32
 DETAIL_RATIO = (1.3, 1)  # picture | fields
 
@@ -58,4 +59,4 @@ def render_detail(service: SearchService, search_filter: SearchFilter | None = N
             st.caption("No catalog: only what the store holds is shown (no sha256, no size).")
     st.markdown("##### Look-alikes")
     alikes = service.image_to_images(hit.id, DETAIL_LOOKALIKES, search_filter)
-    render_grid(alikes)
+    render_cards(alikes, DETAIL_CARDS)

@@ -14,7 +14,7 @@ from ui.components.filters import QueryOptions
 from ui import state
 from ui.components.identify import render_candidate_limits, render_identification, render_top
 from ui.components.query import render_image_query, render_reading, render_text_query
-from ui.components.results import render_results, render_summary, render_taxa
+from ui.components.results import make_thumbnails, render_results, render_summary, render_taxa
 from ui.components.share import write_to_url
 
 logger = logging.getLogger(__name__)
@@ -54,19 +54,26 @@ def _describe_fragment(service: SearchService, options: QueryOptions) -> None:
 
 
 def render_describe(service: SearchService, options: QueryOptions) -> None:
-    text = render_text_query(service)
-    if text is None:
+    """The text box, what the text was read as, the results and the closest taxa.
+
+    The search runs before anything is drawn (the text is already in the session state): the browser
+    then gets the whole part at once instead of redrawing it while the server searches."""
+    text = (st.session_state.get(state.TEXT) or "").strip()
+    if not text:
+        render_text_query(service)
         st.caption("Type a description or a name, or pick one of the examples.")
         return
     chosen = st.session_state.get(state.meaning_key(text))
     n = state.results_wanted(st.session_state, options.k, (state.DESCRIBE, text, chosen, options.filter,
                                                            options.per_species))
-    found = _attempt("Searching", lambda: service.describe(text, n, options.filter, options.per_species,
-                                                           taxon=chosen))
+    found = _attempt("Searching", lambda: service.describe(text, n, options.filter, options.per_species, taxon=chosen))
+    taxa = _attempt("Matching taxa", lambda: service.text_to_taxa(text, 5, options.rank, options.filter))
     hits = found.hits if found is not None else None
+    if hits:
+        make_thumbnails(hits)
+    render_text_query(service)
     if found is not None:
         render_reading(found, text)
-    taxa = _attempt("Matching taxa", lambda: service.text_to_taxa(text, 5, options.rank, options.filter))
     main, side = st.columns(SIDE_RATIO, gap="large")
     with main:
         if hits is not None:
