@@ -212,17 +212,24 @@ def test_the_cards_are_one_element_that_a_new_search_updates(app):
     assert result_ids(app) != first and len(result_ids(app)) == state.DEFAULT_K
 
 
-def test_a_click_from_an_old_page_is_ignored(app):
-    """A trigger naming an action the page never offered (an old tab, a forged message) changes nothing."""
+def forge_click(at: AppTest, action: str, target: str) -> AppTest:
+    """Send a click on the results' cards that no button on the page offers (an old tab, a forged message)."""
+    states = at._tree.get_widget_states()
+    forged = states.widgets.add()
+    forged.id = _make_trigger_id(block(at, RESULTS_CARDS).proto.id, "events")
+    forged.json_trigger_value = json.dumps([{"event": EVENT, "value": {"action": action, "target": target}}])
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_click_no_button_offered_changes_nothing_or_is_refused_politely(app):
     search(app)
     before = dict(app.query_params)
-    element = block(app, RESULTS_CARDS)
-    states = app._tree.get_widget_states()
-    forged = states.widgets.add()
-    forged.id = _make_trigger_id(element.proto.id, "events")
-    forged.json_trigger_value = json.dumps([{"event": EVENT, "value": {"action": "delete", "target": "x"}}])
-    app._run(states)
-    assert not app.exception and dict(app.query_params) == before and len(result_ids(app)) == state.DEFAULT_K
+    forge_click(app, "delete", "x")
+    assert dict(app.query_params) == before and len(result_ids(app)) == state.DEFAULT_K
+    forge_click(app, "narrow", "Nowhere/Nothing")  # a clade the store does not have
+    assert state.selected_clade(app.session_state) is None and len(result_ids(app)) == state.DEFAULT_K
 
 
 # --- configuration --------------------------------------------------------------------------------------
