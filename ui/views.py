@@ -312,8 +312,9 @@ def _attr(value: str) -> str:
 
 def _button(action: str, target: str, label: str, help: str, icon: str = "") -> str:
     symbol = f'<span class="tol-icon" aria-hidden="true">{icon}</span>' if icon else ""
+    named = f' aria-label="{_attr(label)}"' if icon else ""  # on a phone only the icon shows
     return (f'<button type="button" data-action="{_attr(action)}" data-target="{_attr(target)}" '
-            f'title="{_attr(help)}">{symbol}<span class="tol-label">{html.escape(label)}</span></button>')
+            f'title="{_attr(help)}"{named}>{symbol}<span class="tol-label">{html.escape(label)}</span></button>')
 
 
 def card_html(hit: SearchHit, picture: bytes | None) -> str:
