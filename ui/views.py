@@ -336,13 +336,17 @@ def card_html(hit: SearchHit, picture: bytes | None) -> str:
     if scientific:
         lines.append(f'<div title="{_attr(scientific)}"><i>{html.escape(scientific)}</i></div>')
     lines.append(f'<div class="tol-card-meta" title="{_attr(full_score)}">{html.escape(meta)}</div>')
-    crumbs = breadcrumb(hit.lineage, Rank.SPECIES)
-    parts = [_button(NARROW, crumb.key, crumb.name + ("" if crumb is crumbs[-1] else f" {CRUMB_SEPARATOR}"),
-                     f"Only this {crumb.rank.label}: {crumb.key}") for crumb in crumbs]
     actions = [_button(a.action, hit.id, a.label, a.help, a.icon) for a in CARD_ACTIONS]
     return (f'<div class="tol-card" data-id="{_attr(hit.id)}">{image}<div class="tol-card-text">{"".join(lines)}'
-            f'</div><div class="tol-crumbs">{"".join(parts)}</div><div class="tol-actions">{"".join(actions)}</div>'
-            '</div>')
+            f'</div>{crumbs_html(hit.lineage)}<div class="tol-actions">{"".join(actions)}</div></div>')
+
+
+def crumbs_html(lineage: Lineage) -> str:
+    """kingdom › phylum › ... › species, each part a button that narrows the filter to its clade."""
+    crumbs = breadcrumb(lineage, Rank.SPECIES)
+    parts = [_button(NARROW, crumb.key, crumb.name + ("" if crumb is crumbs[-1] else f" {CRUMB_SEPARATOR}"),
+                     f"Only this {crumb.rank.label}: {crumb.key}") for crumb in crumbs]
+    return f'<div class="tol-crumbs">{"".join(parts)}</div>'
 
 
 def taxa_html(hits: Sequence[SearchHit], rank_label: str) -> str:

@@ -19,6 +19,7 @@ from streamlit.components.v2.bidi_component.main import _make_trigger_id
 
 from ui import state
 from ui.components.clickable import EVENT
+from ui.components.detail import DETAIL_BREADCRUMB
 from ui.components.results import CLOSEST_TAXA, RESULTS_CARDS
 from ui.exports import EXPORT_COLUMNS, hit_rows, to_csv, to_json
 
@@ -177,6 +178,18 @@ def test_the_detail_view_shows_the_record_and_the_lookalikes(app, ui_env):
     run(app)
     assert app.text_input(key=state.TEXT).value == TEXT  # the query survived the detour
     assert len(result_ids(app)) == state.DEFAULT_K
+
+
+def test_the_detail_views_breadcrumb_narrows_the_filter_and_closes_it(app, ui_env):
+    search(app)
+    target = result_ids(app)[0]
+    click_card(app, "detail", target)
+    lineage = records(ui_env)[target].lineage
+    assert [b.target for b in buttons(app, DETAIL_BREADCRUMB)] == [lineage.key(rank) for rank in Rank]
+    click(app, DETAIL_BREADCRUMB, "narrow", lineage.key(Rank.FAMILY))
+    assert state.selected_clade(app.session_state) == lineage.key(Rank.FAMILY)
+    assert app.session_state[state.DETAIL] is None and target in result_ids(app)
+    assert all(lineage.key(Rank.FAMILY) in records(ui_env)[i].lineage.keys() for i in result_ids(app))
 
 
 # --- pages ----------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ CSS = """
 @media (max-width: 640px) {
   .tol-cards {gap: 0.35rem;}
   .tol-card {padding: 0.3rem; font-size: 0.78rem;}
-  .tol-crumbs, .tol-actions .tol-label {display: none;}
+  .tol-card .tol-crumbs, .tol-actions .tol-label {display: none;}
   .tol-actions {gap: 0.1rem;}
   .tol-actions button {padding: 0.1rem 0.2rem;}
 }

@@ -17,6 +17,7 @@ from ui.views import detail_fields, full_image_bytes, hit_title
 
 DETAIL_LOOKALIKES = 6
 DETAIL_CARDS = "detail-cards"
+DETAIL_BREADCRUMB = "detail-breadcrumb"
 IMAGE_CACHE_ENTRIES = 32
 DETAIL_RATIO = (1.3, 1)  # picture | fields
 
@@ -41,7 +42,7 @@ def render_detail(service: SearchService, search_filter: SearchFilter | None = N
     record = service.catalog.image(hit.id) if service.catalog is not None else None
     title, scientific = hit_title(hit)
     st.markdown(f"### {title}" + (f"  \n*{scientific}*" if scientific else ""))
-    render_breadcrumb(hit, "detail")
+    render_breadcrumb(hit, DETAIL_BREADCRUMB)
     picture_column, fields_column = st.columns(DETAIL_RATIO, gap="large")
     with picture_column:
         picture = _full_image(hit.root, hit.path)

@@ -8,42 +8,19 @@ from collections.abc import Sequence
 import streamlit as st
 
 from embed.search import SearchHit
-from taxonomy import Rank
 from ui import state
-from ui.components.clickable import narrow_to, render_clickable
+from ui.components.clickable import render_clickable
 from ui.components.export import render_export
 from ui.services import thumbnail
-from ui.views import CRUMB_SEPARATOR, breadcrumb, card_html, summary_html, summary_tree, taxa_html
+from ui.views import card_html, crumbs_html, summary_html, summary_tree, taxa_html
 
 RESULTS_CARDS = "results-cards"  # the key of the results' cards (the detail view's look-alikes have their own)
 CLOSEST_TAXA = "closest-taxa"
-BREADCRUMB_STYLE = """<style>
-div[class*="st-key-crumbs-"] [data-testid="stButtonGroup"] > div {row-gap: 0 !important; column-gap: 0.25rem !important;}
-div[class*="st-key-crumbs-"] button {min-height: 0; padding: 0; line-height: 1.35; border: none; background: none;}
-div[class*="st-key-crumbs-"] button p {font-size: 0.78rem; color: #4b5563;}
-div[class*="st-key-crumbs-"] button:hover p {color: #1f5135; text-decoration: underline;}
-</style>"""
 
 
-def _narrow_to_crumb(widget_key: str) -> None:
-    key = st.session_state.get(widget_key)
-    st.session_state[widget_key] = None  # a breadcrumb is a set of links, not a choice that stays
-    if key:
-        narrow_to(key)
-
-
-def render_breadcrumb(hit: SearchHit, place: str) -> None:
-    """kingdom › phylum › ... › species of one image (its detail view), each part narrowing the clade filter to it.
-
-    `place` keys the widget (`crumbs-<place>`)."""
-    crumbs = breadcrumb(hit.lineage, Rank.SPECIES)
-    by_key = {crumb.key: crumb for crumb in crumbs}
-    last = crumbs[-1].key if crumbs else ""
-    widget_key = f"crumbs-{place}"
-    st.html(BREADCRUMB_STYLE)
-    st.pills("Narrow to", list(by_key), key=widget_key, label_visibility="collapsed", on_change=_narrow_to_crumb,
-             args=(widget_key,), format_func=lambda k: by_key[k].name + ("" if k == last else f" {CRUMB_SEPARATOR}"),
-             help="Only this clade")
+def render_breadcrumb(hit: SearchHit, key: str) -> None:
+    """kingdom › phylum › ... › species of one image (its detail view), each part narrowing the clade filter to it."""
+    render_clickable(crumbs_html(hit.lineage), key)
 
 
 def make_thumbnails(hits: Sequence[SearchHit]) -> None:
