@@ -92,15 +92,19 @@ def buttons(at: AppTest, key: str) -> list[Button]:
     return read(at, key).buttons
 
 
-def click(at: AppTest, key: str, action: str, target: str) -> AppTest:
-    """Click the button of block `key` that asks for `action` on `target` (it must be on the page), and run."""
-    element = block(at, key)
-    assert element is not None, f"no block {key!r} on the page"
-    assert any(b.action == action and b.target == target for b in buttons(at, key)), (key, action, target)
+def send_click(at: AppTest, key: str, action: str, target: str) -> AppTest:
+    """Send what the browser sends for a click on a button of block `key` (offered or not), and run."""
     states = at._tree.get_widget_states()  # what AppTest's own run sends, and the click
     clicked = states.widgets.add()
-    clicked.id = _make_trigger_id(element.proto.id, "events")
+    clicked.id = _make_trigger_id(block(at, key).proto.id, "events")
     clicked.json_trigger_value = json.dumps([{"event": EVENT, "value": {"action": action, "target": target}}])
     at._run(states)
     assert not at.exception, at.exception
     return at
+
+
+def click(at: AppTest, key: str, action: str, target: str) -> AppTest:
+    """Click the button of block `key` that asks for `action` on `target` (it must be on the page), and run."""
+    assert block(at, key) is not None, f"no block {key!r} on the page"
+    assert any(b.action == action and b.target == target for b in buttons(at, key)), (key, action, target)
+    return send_click(at, key, action, target)

@@ -58,9 +58,9 @@ CSS = """
 JS = """
 export default function ({ parentElement, data, setTriggerValue }) {
   const block = parentElement.querySelector(".tol-clickable");
-  if (block.dataset.html !== data.html) {
+  if (block.tolHtml !== data.html) {
     block.innerHTML = data.html;
-    block.dataset.html = data.html;
+    block.tolHtml = data.html;  // a property, not an attribute: the DOM keeps no second copy of the pictures
   }
   block.onclick = (event) => {
     const button = event.target.closest("button[data-action]");
